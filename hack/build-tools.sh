@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl), kwok and the other Go tools from the modules under hack/tools, once, into a cache
+# directory outside the repo. A component is rebuilt only when its module version changes, because
+# the cache path carries that version.
+#
+#   hack/build-tools.sh [component...]     components: etcd kube kwok helm kubeconform (default: all)
+#   prints the bin directory on the last line of stdout
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+cache="${MERIDIAN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/meridian}"
+bin="$cache/bin"
+mkdir -p "$bin"
+export GOFLAGS="${GOFLAGS:--mod=mod}"
+export CGO_ENABLED=0
+
+# module path and version as pinned in a tools go.mod
+pinned() { awk -v m="$2" '$1==m && $2 ~ /^v/ {print $2; exit} $1=="require" && $2==m {print $3; exit}' "$here/tools/$1/go.mod"; }
+
+build() { # component outdir ldflags pkg...
+  local comp="$1" out="$2" ldflags="$3"; shift 3
+  local tmp="$out.tmp.$$"
+  mkdir -p "$tmp"
+  echo "building $comp into $out" >&2
+  (cd "$here/tools/$comp" && go build -trimpath -ldflags "$ldflags" -o "$tmp/" "$@")
+  rm -rf "$out"; mv "$tmp" "$out"
+}
+
+link() { # outdir names...  (stable names in $bin point at the versioned build)
+  local out="$1"; shift
+  for n in "$@"; do ln -sfn "$out/$n" "$bin/$n"; done
+}
+
+want=("$@"); [ ${#want[@]} -eq 0 ] && want=(etcd kube kwok helm kubeconform)
+for comp in "${want[@]}"; do
+  case "$comp" in
+    etcd)
+      v="$(pinned etcd go.etcd.io/etcd/server/v3)"; out="$cache/etcd-$v"
+      [ -x "$out/etcd" ] || { build etcd "$out" "-s -w" go.etcd.io/etcd/server/v3 && mv "$out/server" "$out/etcd"; }
+      link "$out" etcd ;;
+    kube)
+      v="$(pinned kube k8s.io/kubernetes)"; out="$cache/kube-$v"
+      minor="$(echo "$v" | cut -d. -f2)"
+      pkg=k8s.io/component-base/version
+      ld="-s -w -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+      ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+      [ -x "$out/kubectl" ] || build kube "$out" "$ld" k8s.io/kubernetes/cmd/kube-apiserver \
+        k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+      link "$out" kube-apiserver kube-controller-manager kube-scheduler kubectl ;;
+    kwok)
+      v="$(pinned kwok sigs.k8s.io/kwok)"; out="$cache/kwok-$v"
+      [ -x "$out/kwok" ] || build kwok "$out" "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$v" sigs.k8s.io/kwok/cmd/kwok
+      # kwok v0.8 ships its Stage files (what makes pods Running and nodes Ready) in the module, not the binary
+      if [ ! -d "$out/stages" ]; then
+        src="$(cd "$here/tools/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+        mkdir -p "$out/stages" && cp -r "$src/kustomize/stage/." "$out/stages/" && chmod -R u+w "$out/stages"
+      fi
+      link "$out" kwok; ln -sfn "$out/stages" "$bin/kwok-stages" ;;
+    helm)
+      [ -d "$here/tools/helm" ] || continue
+      v="$(pinned helm helm.sh/helm/v3)"; out="$cache/helm-$v"
+      [ -x "$out/helm" ] || build helm "$out" "-s -w -X helm.sh/helm/v3/internal/version.version=$v" helm.sh/helm/v3/cmd/helm
+      link "$out" helm ;;
+    kubeconform)
+      [ -d "$here/tools/kubeconform" ] || continue
+      v="$(pinned kubeconform github.com/yannh/kubeconform)"; out="$cache/kubeconform-$v"
+      [ -x "$out/kubeconform" ] || build kubeconform "$out" "-s -w" github.com/yannh/kubeconform/cmd/kubeconform
+      link "$out" kubeconform ;;
+    *) echo "unknown component $comp" >&2; exit 2 ;;
+  esac
+done
+echo "$bin"
