@@ -1,0 +1,358 @@
+"""ModelDeployment: one model served by Triton, in the regions its residency rules allow.
+
+Field names, defaults and rules here are the user-facing contract (DESIGN §2); the CRD in crds/ is
+generated from these classes, so a description here is what `kubectl explain` prints.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from meridian.api.base import ApiModel, Condition, LocalObjectReference, ObjectMeta, block, cel
+
+ModelFormat = Literal["tensorrt-llm", "onnx", "pytorch", "tensorrt", "python"]
+Batching = Literal["inflight", "static"]
+ScalingMetric = Literal[
+    "queueComputeRatio", "pendingRequests", "kvCacheUtilization", "gpuUtilization", "requestRate"
+]
+STORAGE_SCHEMES = ("s3", "pvc", "hf", "oci")
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Quantity = int | str
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+RegionName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL)]
+
+
+class ModelSource(ApiModel):
+    """Which model Triton serves and where its files come from."""
+
+    name: str | None = Field(
+        default=None,
+        description="Model name clients call in Triton's API. Defaults to metadata.name.",
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+    )
+    format: ModelFormat = Field(
+        description="Model format, which picks the Triton backend: tensorrt-llm, onnx, pytorch, tensorrt or python."
+    )
+    storage_uri: str = Field(
+        description=(
+            "Where the model files are: s3://bucket/path, pvc://<claim>/<path>, hf://<org>/<repo>[@revision] "
+            "or oci://<image reference>. For tensorrt-llm this is the directory holding the built engine."
+        ),
+        max_length=2048,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.matches('^(s3|pvc|hf|oci)://.+')",
+                    "storageUri must start with s3://, pvc://, hf:// or oci:// followed by a location",
+                )
+            ]
+        },
+    )
+    storage_secret_ref: LocalObjectReference | None = Field(
+        default=None,
+        description="Secret with credentials for storageUri (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, HF_TOKEN).",
+    )
+    tokenizer_uri: str | None = Field(
+        default=None,
+        description="Tokenizer location (hf://org/repo[@rev], s3://, pvc://). Required for tensorrt-llm.",
+        max_length=2048,
+    )
+
+
+class EnvVar(ApiModel):
+    """An environment variable for the Triton container, as in a Pod spec."""
+
+    name: str = Field(description="Variable name.", min_length=1)
+    value: str | None = Field(default=None, description="Literal value.")
+    value_from: dict[str, Any] | None = Field(
+        default=None,
+        description="Source for the value (secretKeyRef, configMapKeyRef, fieldRef), as in a Pod spec.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class Runtime(ApiModel):
+    """How Triton runs the model."""
+
+    image: str = Field(
+        default="", description="Triton image. Empty uses the operator's default for the format."
+    )
+    tensor_parallel_size: int = Field(default=1, ge=1, le=64, description="GPUs a layer is split over (TP).")
+    pipeline_parallel_size: int = Field(default=1, ge=1, le=64, description="Pipeline stages (PP).")
+    max_batch_size: int = Field(default=64, ge=0, le=4096, description="Largest batch Triton forms.")
+    batching: Batching = Field(
+        default="inflight",
+        description="tensorrt-llm batching: inflight (inflight_fused_batching) or static (V1).",
+    )
+    kv_cache_free_gpu_mem_fraction: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="Fraction of free GPU memory the KV cache may take (0-1)."
+    )
+    streaming: bool = Field(default=True, description="Stream tokens back (Triton decoupled mode).")
+    extra_args: list[str] = Field(
+        default_factory=list, max_length=64, description="Extra tritonserver command-line arguments."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=128, description="Extra environment variables."
+    )
+
+
+class GpuResources(ApiModel):
+    """GPUs per replica and which kind."""
+
+    count: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="GPUs per replica. Defaults to tensorParallelSize × pipelineParallelSize and must equal it.",
+    )
+    products: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Acceptable GPU products (any of), matched against node label nvidia.com/gpu.product.",
+    )
+    min_memory_mi_b: int = Field(
+        default=0,
+        ge=0,
+        alias="minMemoryMiB",
+        description="Minimum GPU memory in MiB, matched against node label nvidia.com/gpu.memory.",
+    )
+    resource_name: str = Field(
+        default="nvidia.com/gpu",
+        max_length=253,
+        description="Extended resource to request: nvidia.com/gpu or a MIG profile such as nvidia.com/mig-3g.40gb.",
+    )
+
+
+class Resources(ApiModel):
+    """Compute for each replica."""
+
+    gpu: GpuResources = block(GpuResources, "GPUs per replica.")
+    cpu: Quantity = Field(
+        default="8",
+        description="CPU request and limit per replica.",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+    memory: Quantity = Field(
+        default="64Gi",
+        description="Memory request and limit per replica.",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+    shared_memory: Quantity = Field(
+        default="8Gi",
+        description="Size of /dev/shm (a memory-backed emptyDir).",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+
+
+class Autoscaling(ApiModel):
+    """Scaling on Triton's own metrics. When enabled, spec.replicas is ignored."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "self.minReplicas <= self.maxReplicas",
+                    "minReplicas must not exceed maxReplicas",
+                    ".minReplicas",
+                )
+            ]
+        }
+    }
+
+    enabled: bool = Field(default=False, description="Scale on the metric below instead of spec.replicas.")
+    min_replicas: int = Field(default=1, ge=0, le=1000, description="Fewest replicas.")
+    max_replicas: int = Field(default=8, ge=1, le=1000, description="Most replicas.")
+    metric: ScalingMetric = Field(default="queueComputeRatio", description="Triton signal to scale on.")
+    target: float = Field(default=1.0, gt=0, description="Per-replica target value of the metric.")
+    scale_up_stabilization_seconds: int = Field(
+        default=0, ge=0, le=3600, description="Scale up to the lowest recommendation of this window."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        default=300, ge=0, le=3600, description="Scale down to the highest recommendation of this window."
+    )
+
+
+class RegionPreference(ApiModel):
+    """One allowed region with its share of the replicas."""
+
+    name: str = Field(
+        description="Region name (a Region object).", min_length=1, max_length=63, pattern=DNS_LABEL
+    )
+    weight: int = Field(default=1, ge=0, le=1000, description="Relative share of the replicas.")
+    min_replicas: int = Field(default=0, ge=0, le=1000, description="Replicas this region always gets.")
+    max_replicas: int | None = Field(
+        default=None, ge=0, le=1000, description="Most replicas this region gets."
+    )
+
+
+class Failover(ApiModel):
+    """Moving replicas out of a region that cannot run them."""
+
+    enabled: bool = Field(
+        default=True, description="Move unschedulable replicas to other qualifying regions."
+    )
+    unschedulable_seconds: int = Field(
+        default=120, ge=0, le=86400, description="How long a replica may stay unschedulable before it moves."
+    )
+
+
+class Placement(ApiModel):
+    """Where replicas may run."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.regions) || !has(self.excludeRegions) || "
+                    "self.regions.all(r, !(r.name in self.excludeRegions))",
+                    "a region cannot be both in regions and excludeRegions",
+                    ".excludeRegions",
+                )
+            ]
+        }
+    }
+
+    residency: list[Tag] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Jurisdiction tags; a region qualifies only if it carries every one of them.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    regions: list[RegionPreference] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Allowed regions with weights. Empty allows every region that qualifies.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    exclude_regions: list[RegionName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Regions never used.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    spread_across_zones: bool = Field(default=True, description="Spread a region's replicas over its zones.")
+    failover: Failover = block(Failover, "Failover of unschedulable replicas.")
+
+
+class Rollout(ApiModel):
+    """Rolling update of a region's replicas."""
+
+    max_surge: int = Field(default=1, ge=0, le=100, description="Extra replicas during an update.")
+    max_unavailable: int = Field(
+        default=0, ge=0, le=100, description="Replicas that may be down during an update."
+    )
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state of a ModelDeployment."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.resources.gpu.count) || self.resources.gpu.count == "
+                    "self.runtime.tensorParallelSize * self.runtime.pipelineParallelSize",
+                    "resources.gpu.count must equal runtime.tensorParallelSize × runtime.pipelineParallelSize",
+                    ".resources.gpu.count",
+                ),
+                cel(
+                    "self.model.format != 'tensorrt-llm' || has(self.model.tokenizerUri)",
+                    "model.tokenizerUri is required when model.format is tensorrt-llm",
+                    ".model.tokenizerUri",
+                ),
+            ]
+        }
+    }
+
+    model: ModelSource = Field(description="The model and where to fetch it.")
+    runtime: Runtime = block(Runtime, "How Triton runs the model.")
+    resources: Resources = block(Resources, "Compute per replica.")
+    replicas: int = Field(default=1, ge=0, le=1000, description="Total replicas when autoscaling is off.")
+    autoscaling: Autoscaling = block(Autoscaling, "Autoscaling on Triton metrics.")
+    placement: Placement = block(Placement, "Where replicas may run.")
+    rollout: Rollout = block(Rollout, "Rolling update parameters.")
+    paused: bool = Field(default=False, description="Stop reconciling; children stay as they are.")
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return (
+            self.resources.gpu.count
+            or self.runtime.tensor_parallel_size * self.runtime.pipeline_parallel_size
+        )
+
+
+class RegionStatus(ApiModel):
+    """How one region is doing for this model."""
+
+    name: str = Field(description="Region name.")
+    desired_replicas: int = Field(default=0, description="Replicas planned here.")
+    ready_replicas: int = Field(default=0, description="Replicas ready here.")
+    unschedulable_replicas: int = Field(default=0, description="Replicas the scheduler cannot place here.")
+    reason: str = Field(default="", description="Why this region got its replicas.")
+
+
+class Endpoints(ApiModel):
+    """Where clients reach the model."""
+
+    http: str = Field(default="", description="HTTP/REST endpoint (KServe v2 protocol).")
+    grpc: str = Field(default="", description="gRPC endpoint.")
+
+
+class AutoscalingStatus(ApiModel):
+    """Last autoscaling evaluation."""
+
+    metric: str = Field(default="", description="Metric evaluated.")
+    current_value: float | None = Field(default=None, description="Average value per ready replica.")
+    recommended_replicas: int | None = Field(default=None, description="Replicas the recommender asks for.")
+    last_scale_time: str | None = Field(
+        default=None, description="When the total last changed.", json_schema_extra={"format": "date-time"}
+    )
+
+
+class RuntimeStatus(ApiModel):
+    """What Triton itself reports, when a ready pod is reachable."""
+
+    model_ready: bool | None = Field(default=None, description="Triton reports the model ready.")
+    model_versions: list[str] = Field(default_factory=list, description="Model versions Triton serves.")
+    platform: str = Field(default="", description="Backend or platform Triton reports for the model.")
+    server_version: str = Field(default="", description="Triton server version.")
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state, written only by Meridian."""
+
+    observed_generation: int | None = Field(default=None, description="Generation last reconciled.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Reconciling, Stalled (kstatus), PlacementSatisfied, ResidencyCompliant.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    model_name: str = Field(default="", description="Model name clients call.")
+    replicas: int = Field(default=0, description="Replicas that exist (scale subresource).")
+    ready_replicas: int = Field(default=0, description="Replicas ready to serve.")
+    desired_replicas: int = Field(default=0, description="Total replicas wanted now.")
+    selector: str = Field(default="", description="Label selector of the pods (scale subresource).")
+    region_summary: str = Field(default="", description="Replicas per region, e.g. gra=2,rbx=1.")
+    regions: list[RegionStatus] = Field(default_factory=list, description="Per-region state.")
+    endpoints: Endpoints | None = Field(default=None, description="Where clients reach the model.")
+    autoscaling: AutoscalingStatus | None = Field(default=None, description="Last autoscaling evaluation.")
+    runtime: RuntimeStatus | None = Field(default=None, description="What Triton reports.")
+
+
+class ModelDeployment(ApiModel):
+    """A model served on Triton across the regions it is allowed in."""
+
+    api_version: str = Field(default="serving.meridian.dev/v1alpha1", description="API version.")
+    kind: str = Field(default="ModelDeployment", description="Kind.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard object metadata.")
+    spec: ModelDeploymentSpec = Field(description="Desired state.")
+    status: ModelDeploymentStatus = Field(
+        default_factory=ModelDeploymentStatus, description="Observed state."
+    )
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.model.name or self.metadata.name

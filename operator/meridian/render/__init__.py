@@ -1,0 +1,1 @@
+"""Manifests of every child object: pure functions of (ModelDeployment, Plan, Settings)."""

@@ -1,0 +1,22 @@
+"""Every child of a ModelDeployment for a plan, in apply order (config before the pods using it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meridian.api.modeldeployment import ModelDeployment
+from meridian.config import Settings
+from meridian.placement.plan import Plan
+from meridian.render.configmap import config_map
+from meridian.render.deployment import deployment
+from meridian.render.pdb import pod_disruption_budget
+from meridian.render.service import service
+
+
+def children(md: ModelDeployment, plan: Plan, settings: Settings) -> list[dict[str, Any]]:
+    out = [config_map(md), service(md)]
+    for target in plan.targets:
+        out.append(service(md, target.region))
+        out.append(deployment(md, target, settings))
+    out.append(pod_disruption_budget(md))
+    return out

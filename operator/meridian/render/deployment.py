@@ -1,0 +1,129 @@
+"""The per-region Deployment: Triton pods pinned to one region's GPU nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meridian.api.modeldeployment import ModelDeployment
+from meridian.config import Settings
+from meridian.placement.plan import RegionTarget
+from meridian.render.configmap import config_hash, config_items
+from meridian.render.labels import REGION_LABEL, config_map_name, labels, metadata, regional_name, selector
+from meridian.render.reach import node_affinity
+from meridian.runtime.fetch import fetch_init_containers
+from meridian.runtime.launch import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL_REPOSITORY, triton_command
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+CONFIG_HASH_ANNOTATION = "serving.meridian.dev/config-hash"
+
+
+def quantity(value: int | str) -> str:
+    return str(value)
+
+
+def _probes() -> dict[str, Any]:
+    ready = {"httpGet": {"path": "/v2/health/ready", "port": "http"}}
+    return {
+        # engine loads of large models take many minutes; the startup probe allows 30 before restarting
+        "startupProbe": {**ready, "periodSeconds": 10, "failureThreshold": 180, "timeoutSeconds": 5},
+        "readinessProbe": {**ready, "periodSeconds": 5, "failureThreshold": 3, "timeoutSeconds": 5},
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+            "timeoutSeconds": 5,
+        },
+    }
+
+
+def _triton_container(md: ModelDeployment, settings: Settings) -> dict[str, Any]:
+    spec = md.spec
+    gpus = spec.gpus_per_replica
+    command, args = triton_command(md)
+    res = spec.resources
+    limits = {res.gpu.resource_name: str(gpus), "cpu": quantity(res.cpu), "memory": quantity(res.memory)}
+    mounts = [
+        {"name": "model-repository", "mountPath": MODEL_REPOSITORY},
+        {"name": "dshm", "mountPath": "/dev/shm"},
+    ] + [
+        {
+            "name": "repository-config",
+            "mountPath": f"{MODEL_REPOSITORY}/{item['path']}",
+            "subPath": item["key"],
+        }
+        for item in config_items(md)
+    ]
+    container: dict[str, Any] = {
+        "name": "triton",
+        "image": spec.runtime.image or settings.images[spec.model.format],
+        "command": command,
+        "args": args,
+        "ports": [
+            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "resources": {"limits": limits, "requests": dict(limits)},
+        "volumeMounts": mounts,
+        **_probes(),
+    }
+    if spec.runtime.env:
+        container["env"] = [e.wire() for e in spec.runtime.env]
+    return container
+
+
+def deployment(md: ModelDeployment, target: RegionTarget, settings: Settings) -> dict[str, Any]:
+    spec = md.spec
+    name = regional_name(md, target.region)
+    pod_labels = labels(md, target.region)
+    match = {**selector(md), REGION_LABEL: target.region}
+    pod_spec: dict[str, Any] = {
+        "initContainers": fetch_init_containers(md, settings.downloader_image),
+        "containers": [_triton_container(md, settings)],
+        "tolerations": [
+            {"key": spec.resources.gpu.resource_name, "operator": "Exists", "effect": "NoSchedule"}
+        ],
+        "volumes": [
+            {"name": "model-repository", "emptyDir": {}},
+            {
+                "name": "dshm",
+                "emptyDir": {"medium": "Memory", "sizeLimit": quantity(spec.resources.shared_memory)},
+            },
+            {"name": "repository-config", "configMap": {"name": config_map_name(md)}},
+        ],
+        "terminationGracePeriodSeconds": 60,
+    }
+    affinity = node_affinity(target.node_selector, spec.resources.gpu)
+    if affinity:
+        pod_spec["affinity"] = affinity
+    if spec.placement.spread_across_zones:
+        pod_spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": ZONE_LABEL,
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": match},
+            }
+        ]
+    if not pod_spec["initContainers"]:
+        del pod_spec["initContainers"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(md, name, target.region),
+        "spec": {
+            "replicas": target.replicas,
+            "selector": {"matchLabels": match},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {
+                    "maxSurge": spec.rollout.max_surge,
+                    "maxUnavailable": spec.rollout.max_unavailable,
+                },
+            },
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(md)}},
+                "spec": pod_spec,
+            },
+        },
+    }

@@ -1,0 +1,60 @@
+"""Names and labels every child carries; the selector contract between Deployments and Services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meridian import API_VERSION, GROUP
+from meridian.api.modeldeployment import ModelDeployment
+
+MD_LABEL = f"{GROUP}/model-deployment"
+REGION_LABEL = f"{GROUP}/region"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+
+
+def selector(md: ModelDeployment) -> dict[str, str]:
+    return {MD_LABEL: md.metadata.name}
+
+
+def selector_string(md: ModelDeployment) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector(md).items())
+
+
+def labels(md: ModelDeployment, region: str | None = None) -> dict[str, str]:
+    out = {
+        "app.kubernetes.io/name": "triton",
+        "app.kubernetes.io/instance": md.metadata.name,
+        MANAGED_BY: "meridian",
+        MD_LABEL: md.metadata.name,
+    }
+    if region is not None:
+        out[REGION_LABEL] = region
+    return out
+
+
+def owner_reference(md: ModelDeployment) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelDeployment",
+        "name": md.metadata.name,
+        "uid": md.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def metadata(md: ModelDeployment, name: str, region: str | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": md.metadata.namespace,
+        "labels": labels(md, region),
+        "ownerReferences": [owner_reference(md)],
+    }
+
+
+def regional_name(md: ModelDeployment, region: str) -> str:
+    return f"{md.metadata.name}-{region}"
+
+
+def config_map_name(md: ModelDeployment) -> str:
+    return f"{md.metadata.name}-model-repository"

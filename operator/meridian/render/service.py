@@ -1,0 +1,33 @@
+"""Services: one over every region (what clients call), one per region (for pinning and debugging)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meridian.api.modeldeployment import ModelDeployment
+from meridian.render.labels import REGION_LABEL, metadata, regional_name, selector
+from meridian.runtime.launch import GRPC_PORT, HTTP_PORT, METRICS_PORT
+
+PORTS = [
+    {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
+    {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
+]
+
+
+def service(md: ModelDeployment, region: str | None = None) -> dict[str, Any]:
+    sel = selector(md)
+    if region is not None:
+        sel = {**sel, REGION_LABEL: region}
+    name = md.metadata.name if region is None else regional_name(md, region)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(md, name, region),
+        "spec": {"selector": sel, "ports": [dict(p) for p in PORTS]},
+    }
+
+
+def endpoints(md: ModelDeployment) -> dict[str, str]:
+    host = f"{md.metadata.name}.{md.metadata.namespace}.svc"
+    return {"http": f"http://{host}:{HTTP_PORT}", "grpc": f"{host}:{GRPC_PORT}"}

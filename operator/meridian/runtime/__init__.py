@@ -1,0 +1,1 @@
+"""Triton / TensorRT-LLM knowledge: model repository, launch command, model fetch (pure)."""
