@@ -42,6 +42,6 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
 
 
-def get(name: str = "meridian", **bound: Any) -> Any:
+def get(logger_name: str = "meridian", /, **bound: Any) -> Any:
     """A logger with fields bound to every line (namespace/name of the object at hand)."""
-    return structlog.get_logger(name).bind(**bound)
+    return structlog.get_logger(logger_name).bind(**bound)

@@ -11,9 +11,7 @@ from pydantic.alias_generators import to_camel
 class ApiModel(BaseModel):
     """Base of every CRD model. Unknown fields are ignored: the API server prunes them anyway."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", validate_default=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", validate_default=True)
 
     def wire(self) -> dict[str, Any]:
         """The object as the API server stores it (camelCase, no unset optionals)."""

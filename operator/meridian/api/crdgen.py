@@ -69,9 +69,7 @@ def _crd(
     }
 
 
-def _col(
-    name: str, path: str, typ: str = "string", priority: int = 0, description: str = ""
-) -> dict[str, Any]:
+def _col(name: str, path: str, typ: str = "string", priority: int = 0, description: str = "") -> dict[str, Any]:
     col: dict[str, Any] = {"name": name, "type": typ, "jsonPath": path}
     if priority:
         col["priority"] = priority

@@ -14,9 +14,7 @@ from meridian.api.base import ApiModel, Condition, LocalObjectReference, ObjectM
 
 ModelFormat = Literal["tensorrt-llm", "onnx", "pytorch", "tensorrt", "python"]
 Batching = Literal["inflight", "static"]
-ScalingMetric = Literal[
-    "queueComputeRatio", "pendingRequests", "kvCacheUtilization", "gpuUtilization", "requestRate"
-]
+ScalingMetric = Literal["queueComputeRatio", "pendingRequests", "kvCacheUtilization", "gpuUtilization", "requestRate"]
 STORAGE_SCHEMES = ("s3", "pvc", "hf", "oci")
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Quantity = int | str
@@ -77,9 +75,7 @@ class EnvVar(ApiModel):
 class Runtime(ApiModel):
     """How Triton runs the model."""
 
-    image: str = Field(
-        default="", description="Triton image. Empty uses the operator's default for the format."
-    )
+    image: str = Field(default="", description="Triton image. Empty uses the operator's default for the format.")
     tensor_parallel_size: int = Field(default=1, ge=1, le=64, description="GPUs a layer is split over (TP).")
     pipeline_parallel_size: int = Field(default=1, ge=1, le=64, description="Pipeline stages (PP).")
     max_batch_size: int = Field(default=64, ge=0, le=4096, description="Largest batch Triton forms.")
@@ -94,9 +90,7 @@ class Runtime(ApiModel):
     extra_args: list[str] = Field(
         default_factory=list, max_length=64, description="Extra tritonserver command-line arguments."
     )
-    env: list[EnvVar] = Field(
-        default_factory=list, max_length=128, description="Extra environment variables."
-    )
+    env: list[EnvVar] = Field(default_factory=list, max_length=128, description="Extra environment variables.")
 
 
 class GpuResources(ApiModel):
@@ -178,22 +172,16 @@ class Autoscaling(ApiModel):
 class RegionPreference(ApiModel):
     """One allowed region with its share of the replicas."""
 
-    name: str = Field(
-        description="Region name (a Region object).", min_length=1, max_length=63, pattern=DNS_LABEL
-    )
+    name: str = Field(description="Region name (a Region object).", min_length=1, max_length=63, pattern=DNS_LABEL)
     weight: int = Field(default=1, ge=0, le=1000, description="Relative share of the replicas.")
     min_replicas: int = Field(default=0, ge=0, le=1000, description="Replicas this region always gets.")
-    max_replicas: int | None = Field(
-        default=None, ge=0, le=1000, description="Most replicas this region gets."
-    )
+    max_replicas: int | None = Field(default=None, ge=0, le=1000, description="Most replicas this region gets.")
 
 
 class Failover(ApiModel):
     """Moving replicas out of a region that cannot run them."""
 
-    enabled: bool = Field(
-        default=True, description="Move unschedulable replicas to other qualifying regions."
-    )
+    enabled: bool = Field(default=True, description="Move unschedulable replicas to other qualifying regions.")
     unschedulable_seconds: int = Field(
         default=120, ge=0, le=86400, description="How long a replica may stay unschedulable before it moves."
     )
@@ -241,9 +229,7 @@ class Rollout(ApiModel):
     """Rolling update of a region's replicas."""
 
     max_surge: int = Field(default=1, ge=0, le=100, description="Extra replicas during an update.")
-    max_unavailable: int = Field(
-        default=0, ge=0, le=100, description="Replicas that may be down during an update."
-    )
+    max_unavailable: int = Field(default=0, ge=0, le=100, description="Replicas that may be down during an update.")
 
 
 class ModelDeploymentSpec(ApiModel):
@@ -278,10 +264,7 @@ class ModelDeploymentSpec(ApiModel):
 
     @property
     def gpus_per_replica(self) -> int:
-        return (
-            self.resources.gpu.count
-            or self.runtime.tensor_parallel_size * self.runtime.pipeline_parallel_size
-        )
+        return self.resources.gpu.count or self.runtime.tensor_parallel_size * self.runtime.pipeline_parallel_size
 
 
 class RegionStatus(ApiModel):
@@ -349,9 +332,7 @@ class ModelDeployment(ApiModel):
     kind: str = Field(default="ModelDeployment", description="Kind.")
     metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard object metadata.")
     spec: ModelDeploymentSpec = Field(description="Desired state.")
-    status: ModelDeploymentStatus = Field(
-        default_factory=ModelDeploymentStatus, description="Observed state."
-    )
+    status: ModelDeploymentStatus = Field(default_factory=ModelDeploymentStatus, description="Observed state.")
 
     @property
     def model_name(self) -> str:

@@ -64,9 +64,7 @@ class Region(ApiModel):
     kind: str = Field(default="Region", description="Kind.")
     metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard object metadata.")
     spec: RegionSpec = Field(description="Desired state.")
-    status: RegionObservedStatus = Field(
-        default_factory=RegionObservedStatus, description="Observed capacity."
-    )
+    status: RegionObservedStatus = Field(default_factory=RegionObservedStatus, description="Observed capacity.")
 
     @property
     def name(self) -> str:

@@ -80,9 +80,7 @@ def deployment(md: ModelDeployment, target: RegionTarget, settings: Settings) ->
     pod_spec: dict[str, Any] = {
         "initContainers": fetch_init_containers(md, settings.downloader_image),
         "containers": [_triton_container(md, settings)],
-        "tolerations": [
-            {"key": spec.resources.gpu.resource_name, "operator": "Exists", "effect": "NoSchedule"}
-        ],
+        "tolerations": [{"key": spec.resources.gpu.resource_name, "operator": "Exists", "effect": "NoSchedule"}],
         "volumes": [
             {"name": "model-repository", "emptyDir": {}},
             {

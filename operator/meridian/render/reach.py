@@ -28,8 +28,6 @@ def node_affinity(region_selector: Mapping[str, str], gpu: GpuResources) -> dict
         return {}
     return {
         "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": exprs}]
-            }
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": exprs}]}
         }
     }

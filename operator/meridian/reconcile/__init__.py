@@ -1,0 +1,1 @@
+"""The kopf shell: read, plan, render, apply, report. All I/O of the operator lives here."""

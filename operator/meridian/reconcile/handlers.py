@@ -1,0 +1,118 @@
+"""Every kopf handler, registered in one place; each delegates at once to the reconciler.
+
+ModelDeployments are reconciled on create, update and resume; events on their children, pods and
+Regions requeue the owner, so status follows reality and drift is repaired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from meridian import GROUP, VERSION
+from meridian.config import Settings
+from meridian.log import get as get_logger
+from meridian.reconcile.kopfsettings import configure_kopf
+from meridian.reconcile.kube import Kube
+from meridian.reconcile.reconciler import reconcile
+from meridian.render.labels import MANAGED_BY, MD_LABEL
+
+MANAGED = {MANAGED_BY: "meridian"}
+log = get_logger("meridian.handlers")
+
+
+class State:
+    """Per-process operator state, injected through kopf's memo."""
+
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.pending: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.known: set[tuple[str, str]] = set()
+
+    def lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        return self.locks.setdefault(key, asyncio.Lock())
+
+
+def state(memo: kopf.Memo) -> State:
+    st: State = memo["meridian"]
+    return st
+
+
+async def reconcile_now(st: State, body: Any) -> None:
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    st.known.add(key)
+    async with st.lock(key):
+        await reconcile(st.kube, body, st.settings)
+
+
+def requeue(st: State, namespace: str, name: str, delay: float = 0.5) -> None:
+    """Coalesce bursts of child events into one reconcile of the owner."""
+    key = (namespace, name)
+    if key in st.pending:
+        return
+    st.pending[key] = asyncio.create_task(_later(st, key, delay))
+
+
+async def _later(st: State, key: tuple[str, str], delay: float) -> None:
+    await asyncio.sleep(delay)
+    st.pending.pop(key, None)
+    body = await st.kube.get(f"{GROUP}/{VERSION}", "ModelDeployment", *key)
+    if body is None:
+        st.known.discard(key)
+        return
+    try:
+        await reconcile_now(st, body)
+    except Exception as e:  # never let one object take the operator down; retry with backoff
+        log.warning("reconcile failed; retrying", namespace=key[0], name=key[1], error=str(e))
+        requeue(st, *key, delay=min(delay * 4, 30.0))
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: Settings = memo.get("config") or Settings()
+    configure_kopf(settings, config)
+    memo["meridian"] = State(await Kube.connect(), config)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await state(memo).kube.close()
+
+
+@kopf.on.resume(GROUP, VERSION, "modeldeployments")
+@kopf.on.create(GROUP, VERSION, "modeldeployments")
+@kopf.on.update(GROUP, VERSION, "modeldeployments")
+async def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await reconcile_now(state(memo), body)
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments")
+async def modeldeployment_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    meta = event["object"]["metadata"]
+    key = (meta["namespace"], meta["name"])
+    if event["type"] == "DELETED":
+        state(memo).known.discard(key)
+    else:
+        state(memo).known.add(key)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+@kopf.on.event("", "v1", "configmaps", labels=MANAGED)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+async def child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    owner = body.metadata.labels.get(MD_LABEL)
+    if owner and body.metadata.namespace:
+        requeue(state(memo), body.metadata.namespace, owner)
+
+
+@kopf.on.event(GROUP, VERSION, "regions")
+async def region_changed(memo: kopf.Memo, **_: Any) -> None:
+    st = state(memo)
+    for ns, name in sorted(st.known):
+        requeue(st, ns, name, delay=1.0)

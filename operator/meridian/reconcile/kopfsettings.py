@@ -1,0 +1,26 @@
+"""kopf's own settings: where it keeps bookkeeping, peering for HA, timeouts."""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+from meridian import GROUP
+from meridian.config import Settings
+
+
+def configure_kopf(ks: kopf.OperatorSettings, settings: Settings) -> None:
+    # kopf's bookkeeping goes to annotations under our own prefix; status stays ours alone
+    ks.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    ks.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
+    ks.persistence.finalizer = f"{GROUP}/finalizer"
+    ks.posting.level = logging.WARNING  # kopf turns warnings into Events; our own Events say the rest
+    ks.watching.server_timeout = 300
+    ks.networking.request_timeout = 60
+    if settings.peering:
+        ks.peering.name = settings.peering
+        ks.peering.clusterwide = not settings.namespaces
+        ks.peering.mandatory = True
+    else:
+        ks.peering.standalone = True

@@ -1,0 +1,134 @@
+"""A small async Kubernetes client: get, list, server-side apply, delete, by REST path.
+
+Built on kubernetes_asyncio's ApiClient for auth and TLS; only the handful of kinds Meridian touches
+are known here, so a request's path can be read at a glance.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from meridian import FIELD_MANAGER, GROUP, VERSION, __version__
+
+PLURALS: dict[tuple[str, str], str] = {
+    ("apps/v1", "Deployment"): "deployments",
+    ("v1", "Service"): "services",
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "Pod"): "pods",
+    ("v1", "Node"): "nodes",
+    ("v1", "Event"): "events",
+    ("v1", "Namespace"): "namespaces",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    (f"{GROUP}/{VERSION}", "ModelDeployment"): "modeldeployments",
+    (f"{GROUP}/{VERSION}", "Region"): "regions",
+}
+CLUSTER_SCOPED = {"Node", "Namespace", "Region"}
+USER_AGENT = f"meridian/{__version__}"
+
+
+def path(api_version: str, kind: str, namespace: str = "", name: str = "", subresource: str = "") -> str:
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    if namespace and kind not in CLUSTER_SCOPED:
+        base += f"/namespaces/{namespace}"
+    base += f"/{PLURALS[(api_version, kind)]}"
+    if name:
+        base += f"/{name}"
+    if subresource:
+        base += f"/{subresource}"
+    return base
+
+
+class Kube:
+    """The requests Meridian makes, and a count of the writes among them."""
+
+    def __init__(self, api: k8s.ApiClient) -> None:
+        self.api = api
+        self.api.user_agent = USER_AGENT
+        self.writes = 0
+
+    @classmethod
+    async def connect(cls) -> Kube:
+        try:
+            k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except k8s_config.ConfigException:
+            await k8s_config.load_kube_config()
+        return cls(k8s.ApiClient())
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def request(
+        self,
+        method: str,
+        resource_path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        if method != "GET":
+            self.writes += 1
+        response = await self.api.call_api(
+            resource_path,
+            method,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+        )
+        text = await response.text()
+        return json.loads(text) if text else {}
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", path(api_version, kind, namespace, name))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str = "", label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        result = await self.request("GET", path(api_version, kind, namespace), query=query)
+        items: list[dict[str, Any]] = result.get("items", [])
+        for item in items:  # list items carry no apiVersion/kind of their own
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    async def apply(self, obj: dict[str, Any], subresource: str = "") -> dict[str, Any]:
+        """Server-side apply as `meridian`, forcing ownership of every field we send."""
+        meta = obj["metadata"]
+        return await self.request(
+            "PATCH",
+            path(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"], subresource),
+            body=obj,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        ns = obj["metadata"].get("namespace", "")
+        return await self.request("POST", path(obj["apiVersion"], obj["kind"], ns), body=obj)
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        try:
+            await self.request(
+                "DELETE",
+                path(api_version, kind, namespace, name),
+                body={"propagationPolicy": "Background"},
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True

@@ -1,0 +1,94 @@
+"""What runs now, read from the children: the input the planner and the status need."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from meridian.placement.plan import Observed
+from meridian.render.labels import REGION_LABEL
+
+
+@dataclass(frozen=True)
+class RegionObservation:
+    replicas: int = 0
+    ready: int = 0
+    unschedulable: int = 0
+    unschedulable_since: float | None = None
+    spec_replicas: int = 0
+    rolled_out: bool = True
+
+
+@dataclass(frozen=True)
+class Observation:
+    regions: Mapping[str, RegionObservation] = field(default_factory=dict)
+
+    @property
+    def replicas(self) -> int:
+        return sum(r.replicas for r in self.regions.values())
+
+    @property
+    def ready(self) -> int:
+        return sum(r.ready for r in self.regions.values())
+
+    @property
+    def rolled_out(self) -> bool:
+        return all(r.rolled_out for r in self.regions.values())
+
+    def for_planner(self, now: float) -> Observed:
+        return Observed(
+            replicas={n: r.spec_replicas for n, r in self.regions.items()},
+            unschedulable={n: r.unschedulable for n, r in self.regions.items() if r.unschedulable},
+            unschedulable_since={
+                n: r.unschedulable_since for n, r in self.regions.items() if r.unschedulable_since is not None
+            },
+            now=now,
+        )
+
+
+def timestamp(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def unschedulable_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for cond in pod.get("status", {}).get("conditions", []) or []:
+        scheduled = cond.get("type") == "PodScheduled" and cond.get("status") == "False"
+        if scheduled and cond.get("reason") == "Unschedulable":
+            return dict(cond)
+    return None
+
+
+def observe(deployments: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> Observation:
+    regions: dict[str, dict[str, Any]] = {}
+    for d in deployments:
+        region = d.get("metadata", {}).get("labels", {}).get(REGION_LABEL)
+        if region is None:
+            continue
+        status = d.get("status", {}) or {}
+        spec_replicas = int(d.get("spec", {}).get("replicas", 0) or 0)
+        current = int(status.get("observedGeneration", 0) or 0) >= int(d["metadata"].get("generation", 0) or 0)
+        regions[region] = {
+            "rolled_out": current and int(status.get("updatedReplicas", 0) or 0) >= spec_replicas,
+            "replicas": int(status.get("replicas", 0) or 0),
+            "ready": int(status.get("readyReplicas", 0) or 0),
+            "spec_replicas": spec_replicas,
+            "unschedulable": 0,
+            "unschedulable_since": None,
+        }
+    for pod in pods:
+        if pod.get("metadata", {}).get("deletionTimestamp"):
+            continue
+        region = pod.get("metadata", {}).get("labels", {}).get(REGION_LABEL)
+        cond = unschedulable_condition(pod)
+        if region not in regions or cond is None:
+            continue
+        entry = regions[region]
+        entry["unschedulable"] += 1
+        since = timestamp(cond.get("lastTransitionTime"))
+        if since is not None and (entry["unschedulable_since"] is None or since < entry["unschedulable_since"]):
+            entry["unschedulable_since"] = since
+    return Observation({n: RegionObservation(**v) for n, v in regions.items()})

@@ -1,0 +1,177 @@
+"""One level-triggered reconcile of a ModelDeployment: observe, plan, render, apply, prune, report.
+
+Safe to run any number of times: it writes only what differs from what is live, so a reconcile with
+nothing changed makes no write request at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from meridian import API_VERSION
+from meridian.api.modeldeployment import ModelDeployment
+from meridian.api.region import Region
+from meridian.config import Settings
+from meridian.log import get as get_logger
+from meridian.placement.plan import Plan, Problem, plan
+from meridian.reconcile import events
+from meridian.reconcile.insync import in_sync
+from meridian.reconcile.kube import Kube
+from meridian.reconcile.observe import observe
+from meridian.reconcile.status import build_status, same_status
+from meridian.render.children import children
+from meridian.render.labels import MD_LABEL
+
+CHILD_KINDS = (
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
+)
+
+
+@dataclass
+class Outcome:
+    """What one reconcile did; tests and metrics read it."""
+
+    applied: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    status_written: bool = False
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []) or [])
+
+
+def residency_check(md: ModelDeployment, p: Plan, regions: list[Region]) -> tuple[bool, str]:
+    """Verify the plan itself: every region it uses carries every required jurisdiction."""
+    required = set(md.spec.placement.residency)
+    if not required:
+        return True, "no residency required"
+    by_name = {r.name: r for r in regions}
+    bad = [
+        t.region for t in p.targets if not required <= set(by_name[t.region].spec.jurisdictions) if t.region in by_name
+    ] + [t.region for t in p.targets if t.region not in by_name]
+    if bad:
+        return False, f"regions {', '.join(bad)} lack required jurisdictions {sorted(required)}"
+    return True, f"every replica is placed in regions carrying {', '.join(sorted(required))}"
+
+
+async def reconcile(
+    kube: Kube,
+    body: Mapping[str, Any],
+    settings: Settings,
+    *,
+    desired_total: int | None = None,
+    status_extra: Mapping[str, Any] | None = None,
+) -> Outcome:
+    meta = body.get("metadata", {})
+    log = get_logger("meridian.reconcile", namespace=meta.get("namespace"), name=meta.get("name"))
+    out = Outcome()
+    try:
+        md = ModelDeployment.model_validate(dict(body))
+    except ValidationError as e:  # the schema should have caught it; never crash on it
+        log.error("invalid spec", error=str(e))
+        return out
+    ns, name = md.metadata.namespace, md.metadata.name
+    if md.spec.paused:
+        await _write_status(kube, md, Plan(md.spec.replicas), observe([], []), [], (True, ""), out, status_extra)
+        return out
+
+    selector = f"{MD_LABEL}={name}"
+    regions = [Region.model_validate(r) for r in await kube.list(API_VERSION, "Region")]
+    deployments = [d for d in await kube.list("apps/v1", "Deployment", ns, selector) if _owned_by(d, md.metadata.uid)]
+    pods = await kube.list("v1", "Pod", ns, selector)
+    obs = observe(deployments, pods)
+    total = desired_total if desired_total is not None and md.spec.autoscaling.enabled else None
+    p = plan(md.spec, regions, obs.for_planner(time.time()), total)
+    residency = residency_check(md, p, regions)
+
+    if p.stalled:
+        out.problems = list(p.problems)
+        previous = {c.type: c for c in md.status.conditions}
+        stalled = previous.get("Stalled")
+        if stalled is None or stalled.status != "True" or stalled.reason != p.problems[0].reason:
+            for problem in p.problems:
+                await events.post(kube, md, problem.reason, problem.message, warning=True)
+        log.warning("stalled", reasons=[x.reason for x in p.problems])
+        await _write_status(kube, md, p, obs, out.problems, residency, out, status_extra)
+        return out
+    if not residency[0]:  # a planner bug must never reach the cluster
+        out.problems = [Problem("ResidencyViolation", residency[1])]
+        await events.post(kube, md, "ResidencyViolation", residency[1], warning=True)
+        await _write_status(kube, md, p, obs, out.problems, residency, out, status_extra)
+        return out
+
+    desired = children(md, p, settings)
+    live: dict[tuple[str, str], dict[str, Any]] = {}
+    for api_version, kind in CHILD_KINDS:
+        for obj in await kube.list(api_version, kind, ns, selector):
+            if _owned_by(obj, md.metadata.uid):
+                live[_key(obj)] = obj
+
+    for obj in desired:
+        current = live.get(_key(obj))
+        if current is not None and in_sync(obj, current):
+            continue
+        await kube.apply(obj)
+        out.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
+        if obj["kind"] == "Deployment":
+            before = current["spec"].get("replicas") if current else None
+            after = obj["spec"]["replicas"]
+            if current is None:
+                await events.post(kube, md, "Created", f"Deployment {obj['metadata']['name']} with {after} replicas")
+            elif before != after:
+                await events.post(kube, md, "Scaled", f"Deployment {obj['metadata']['name']}: {before} → {after}")
+
+    wanted = {_key(o) for o in desired}
+    for key, obj in sorted(live.items()):
+        if key in wanted:
+            continue
+        if await kube.delete(obj["apiVersion"], obj["kind"], ns, key[1]):
+            out.pruned.append(f"{key[0]}/{key[1]}")
+            await events.post(kube, md, "Pruned", f"{key[0]} {key[1]} is no longer planned")
+
+    if out.applied or out.pruned:
+        log.info("applied", applied=out.applied, pruned=out.pruned)
+    await _write_status(kube, md, p, obs, [], residency, out, status_extra)
+    return out
+
+
+async def _write_status(
+    kube: Kube,
+    md: ModelDeployment,
+    p: Plan,
+    obs: Any,
+    problems: list[Problem],
+    residency: tuple[bool, str],
+    out: Outcome,
+    extra: Mapping[str, Any] | None,
+) -> None:
+    status = build_status(md, p, obs, now=events.now_iso(), problems=problems, residency_ok=residency, extra=extra)
+    old = md.status.wire()
+    if same_status(status, old):
+        return
+    patch = {
+        "apiVersion": API_VERSION,
+        "kind": "ModelDeployment",
+        "metadata": {"name": md.metadata.name, "namespace": md.metadata.namespace},
+        "status": status,
+    }
+    try:
+        await kube.apply(patch, subresource="status")
+        out.status_written = True
+    except ApiException as e:
+        if e.status != 404:  # deleted while we worked: nothing to report on
+            raise

@@ -1,0 +1,166 @@
+"""The status a ModelDeployment should have: kstatus conditions plus what users look at.
+
+Pure: a function of the object, the plan and what was observed. kstatus meaning: Reconciling=True
+while the world is catching up with the spec, Stalled=True when it cannot without a human, Ready=True
+when every desired replica serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from meridian.api.modeldeployment import ModelDeployment
+from meridian.placement.plan import Plan, Problem
+from meridian.reconcile.observe import Observation
+from meridian.render.labels import selector_string
+from meridian.render.service import endpoints
+
+
+@dataclass(frozen=True)
+class Cond:
+    type: str
+    status: bool
+    reason: str
+    message: str = ""
+
+
+def _conditions(
+    md: ModelDeployment, plan: Plan, obs: Observation, problems: Sequence[Problem], residency_ok: tuple[bool, str]
+) -> list[Cond]:
+    if md.spec.paused:
+        return [
+            Cond("Ready", False, "Paused", "spec.paused is true: children are left as they are"),
+            Cond("Reconciling", False, "Paused"),
+            Cond("Stalled", False, "Paused"),
+        ]
+    if problems:
+        first = problems[0]
+        message = "; ".join(p.message for p in problems)
+        return [
+            Cond("Ready", False, first.reason, message),
+            Cond("Reconciling", False, first.reason),
+            Cond("Stalled", True, first.reason, message),
+            Cond("PlacementSatisfied", False, first.reason, message),
+            Cond(
+                "ResidencyCompliant", residency_ok[0], "Compliant" if residency_ok[0] else "Violation", residency_ok[1]
+            ),
+        ]
+    want = plan.total
+    ready = obs.ready
+    unschedulable = sum(r.unschedulable for r in obs.regions.values())
+    all_ready = ready >= want and obs.replicas == want and obs.rolled_out
+    conds = [
+        Cond(
+            "Ready",
+            all_ready,
+            "AllReplicasReady" if all_ready else "ReplicasNotReady",
+            f"{ready}/{want} replicas ready",
+        ),
+        Cond(
+            "Reconciling",
+            not all_ready,
+            "Progressing" if not all_ready else "UpToDate",
+            "" if all_ready else f"{ready}/{want} replicas ready",
+        ),
+        Cond("Stalled", False, "Reconciled"),
+    ]
+    placed = sum(t.replicas for t in plan.targets)
+    displaced = getattr(plan, "displaced", 0)
+    if unschedulable:
+        conds.append(
+            Cond(
+                "PlacementSatisfied",
+                False,
+                "ReplicasUnschedulable",
+                f"{unschedulable} replicas cannot be scheduled in their region",
+            )
+        )
+    elif displaced:
+        conds.append(
+            Cond(
+                "PlacementSatisfied",
+                False,
+                "ReplicasDisplaced",
+                f"{displaced} replicas run outside their preferred region",
+            )
+        )
+    elif placed < want:
+        conds.append(Cond("PlacementSatisfied", False, "InsufficientCapacity", f"{placed}/{want} replicas placed"))
+    else:
+        conds.append(Cond("PlacementSatisfied", True, "Placed", f"{placed} replicas placed"))
+    conds.append(
+        Cond("ResidencyCompliant", residency_ok[0], "Compliant" if residency_ok[0] else "Violation", residency_ok[1])
+    )
+    return conds
+
+
+def _merge(
+    conds: Sequence[Cond], previous: Sequence[Mapping[str, Any]], generation: int, now: str
+) -> list[dict[str, Any]]:
+    """Keep lastTransitionTime when a condition's status did not change."""
+    before = {c.get("type"): c for c in previous}
+    out = []
+    for c in conds:
+        status = "True" if c.status else "False"
+        old = before.get(c.type)
+        since = old.get("lastTransitionTime") if old and old.get("status") == status else None
+        out.append(
+            {
+                "type": c.type,
+                "status": status,
+                "reason": c.reason,
+                "message": c.message,
+                "lastTransitionTime": since or now,
+                "observedGeneration": generation,
+            }
+        )
+    return out
+
+
+def build_status(
+    md: ModelDeployment,
+    plan: Plan,
+    obs: Observation,
+    *,
+    now: str,
+    problems: Sequence[Problem] = (),
+    residency_ok: tuple[bool, str] = (True, ""),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    previous = [c.wire() for c in md.status.conditions]
+    conds = _merge(_conditions(md, plan, obs, problems, residency_ok), previous, md.metadata.generation, now)
+    regions = []
+    for t in plan.targets if not problems else ():
+        r = obs.regions.get(t.region)
+        regions.append(
+            {
+                "name": t.region,
+                "desiredReplicas": t.replicas,
+                "readyReplicas": r.ready if r else 0,
+                "unschedulableReplicas": r.unschedulable if r else 0,
+                "reason": t.reason,
+            }
+        )
+    status: dict[str, Any] = {
+        "observedGeneration": md.metadata.generation,
+        "conditions": conds,
+        "modelName": md.model_name,
+        "replicas": obs.replicas,
+        "readyReplicas": obs.ready,
+        "desiredReplicas": plan.total,
+        "selector": selector_string(md),
+        "regionSummary": ",".join(f"{t.region}={t.replicas}" for t in plan.targets) if not problems else "",
+        "regions": regions,
+        "endpoints": endpoints(md),
+    }
+    status.update(extra or {})
+    return status
+
+
+def same_status(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Equal apart from fields we did not set; decides whether a status write is needed."""
+    from meridian.reconcile.insync import in_sync
+
+    return in_sync(dict(new), dict(old)) and len(new.get("conditions", [])) == len(old.get("conditions", []))
