@@ -60,7 +60,14 @@ for comp in "${want[@]}"; do
     helm)
       [ -d "$here/tools/helm" ] || continue
       v="$(pinned helm helm.sh/helm/v3)"; out="$cache/helm-$v"
-      [ -x "$out/helm" ] || build helm "$out" "-s -w -X helm.sh/helm/v3/internal/version.version=$v" helm.sh/helm/v3/cmd/helm
+      # like helm's own Makefile: the Kubernetes version `helm template` and `helm lint` assume
+      # (.Capabilities.KubeVersion, deprecation checks) follows the client-go helm is built with
+      kminor="$(pinned helm k8s.io/client-go | cut -d. -f2)"
+      ld="-s -w -X helm.sh/helm/v3/internal/version.version=$v"
+      for p in pkg/lint/rules pkg/chartutil; do
+        ld="$ld -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=$kminor"
+      done
+      [ -x "$out/helm" ] || build helm "$out" "$ld" helm.sh/helm/v3/cmd/helm
       link "$out" helm ;;
     kubeconform)
       [ -d "$here/tools/kubeconform" ] || continue

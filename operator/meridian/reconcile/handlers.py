@@ -16,7 +16,9 @@ from meridian.config import Settings
 from meridian.log import get as get_logger
 from meridian.reconcile.kopfsettings import configure_kopf
 from meridian.reconcile.kube import Kube
+from meridian.reconcile.metrics import RECONCILE_SECONDS, RECONCILES, serve
 from meridian.reconcile.reconciler import reconcile
+from meridian.reconcile.regions import refresh_regions
 from meridian.render.labels import MANAGED_BY, MD_LABEL
 
 MANAGED = {MANAGED_BY: "meridian"}
@@ -32,6 +34,10 @@ class State:
         self.locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.pending: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.known: set[tuple[str, str]] = set()
+        self.inventory_pending: asyncio.Task[None] | None = None
+        self.orphans_reported: set[str] = set()
+        self.region_specs: dict[str, Any] = {}
+        self.unsatisfied: set[tuple[str, str]] = set()
 
     def lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -46,7 +52,17 @@ async def reconcile_now(st: State, body: Any) -> None:
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     st.known.add(key)
     async with st.lock(key):
-        await reconcile(st.kube, body, st.settings)
+        with RECONCILE_SECONDS.time():
+            try:
+                outcome = await reconcile(st.kube, body, st.settings)
+            except Exception:
+                RECONCILES.labels("error").inc()
+                raise
+        RECONCILES.labels("ok").inc()
+    if outcome.satisfied:
+        st.unsatisfied.discard(key)
+    else:
+        st.unsatisfied.add(key)
 
 
 def requeue(st: State, namespace: str, name: str, delay: float = 0.5) -> None:
@@ -75,6 +91,7 @@ async def _later(st: State, key: tuple[str, str], delay: float) -> None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: Settings = memo.get("config") or Settings()
     configure_kopf(settings, config)
+    serve(config.metrics_port)
     memo["meridian"] = State(await Kube.connect(), config)
 
 
@@ -111,8 +128,44 @@ async def child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         requeue(state(memo), body.metadata.namespace, owner)
 
 
+def requeue_inventory(st: State, delay: float = 1.0) -> None:
+    """Coalesce node and pod churn into one refresh of every Region's capacity."""
+    if st.inventory_pending is None or st.inventory_pending.done():
+        st.inventory_pending = asyncio.create_task(_inventory_later(st, delay))
+
+
+async def _inventory_later(st: State, delay: float) -> None:
+    await asyncio.sleep(delay)
+    try:
+        await refresh_regions(st.kube, st.orphans_reported)
+    except Exception as e:
+        log.warning("region capacity refresh failed; retrying", error=str(e))
+        st.inventory_pending = None
+        requeue_inventory(st, delay=5.0)
+
+
+@kopf.on.event("", "v1", "nodes")
+async def node_changed(memo: kopf.Memo, **_: Any) -> None:
+    requeue_inventory(state(memo))
+
+
+@kopf.on.event("", "v1", "pods", when=lambda body, **_: bool(body.get("spec", {}).get("nodeName")))
+async def scheduled_pod_changed(memo: kopf.Memo, **_: Any) -> None:
+    requeue_inventory(state(memo))
+
+
 @kopf.on.event(GROUP, VERSION, "regions")
-async def region_changed(memo: kopf.Memo, **_: Any) -> None:
+async def region_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+    """A Region's spec matters to every model; its capacity only to models not yet fully placed."""
     st = state(memo)
-    for ns, name in sorted(st.known):
-        requeue(st, ns, name, delay=1.0)
+    name = body.metadata.name or ""
+    spec = None if type == "DELETED" else dict(body.spec)
+    spec_changed = st.region_specs.get(name) != spec
+    if spec is None:
+        st.region_specs.pop(name, None)
+    else:
+        st.region_specs[name] = spec
+    if spec_changed:
+        requeue_inventory(st)
+    for ns, md in sorted(st.known if spec_changed else st.unsatisfied):
+        requeue(st, ns, md, delay=1.0)

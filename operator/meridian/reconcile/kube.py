@@ -14,6 +14,7 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from meridian import FIELD_MANAGER, GROUP, VERSION, __version__
+from meridian.reconcile.metrics import API_WRITES
 
 PLURALS: dict[tuple[str, str], str] = {
     ("apps/v1", "Deployment"): "deployments",
@@ -70,9 +71,11 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        kind: str = "",
     ) -> dict[str, Any]:
         if method != "GET":
             self.writes += 1
+            API_WRITES.labels(method, kind).inc()
         response = await self.api.call_api(
             resource_path,
             method,
@@ -114,11 +117,12 @@ class Kube:
             body=obj,
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml",
+            kind=obj["kind"] + (f"/{subresource}" if subresource else ""),
         )
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         ns = obj["metadata"].get("namespace", "")
-        return await self.request("POST", path(obj["apiVersion"], obj["kind"], ns), body=obj)
+        return await self.request("POST", path(obj["apiVersion"], obj["kind"], ns), body=obj, kind=obj["kind"])
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         try:
@@ -126,6 +130,7 @@ class Kube:
                 "DELETE",
                 path(api_version, kind, namespace, name),
                 body={"propagationPolicy": "Background"},
+                kind=kind,
             )
         except ApiException as e:
             if e.status == 404:

@@ -44,6 +44,7 @@ class Outcome:
     pruned: list[str] = field(default_factory=list)
     status_written: bool = False
     problems: list[Problem] = field(default_factory=list)
+    satisfied: bool = True
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -160,6 +161,9 @@ async def _write_status(
     extra: Mapping[str, Any] | None,
 ) -> None:
     status = build_status(md, p, obs, now=events.now_iso(), problems=problems, residency_ok=residency, extra=extra)
+    out.satisfied = all(
+        c["status"] == "True" for c in status["conditions"] if c["type"] in ("Ready", "PlacementSatisfied")
+    )
     old = md.status.wire()
     if same_status(status, old):
         return

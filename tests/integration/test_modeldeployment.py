@@ -1,0 +1,185 @@
+"""A user applies a ModelDeployment and gets Triton pods per region, kept as declared.
+
+Against the real control plane (scheduler, controller manager, kwok nodes) with `meridian run` as a
+separate process, exactly as a user would run it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fixtures_operator import Mdeps, OperatorProcess, wait_for
+
+from meridian.sim import binaries
+
+pytestmark = pytest.mark.integration
+
+
+def spec(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "model": {"format": "onnx", "storageUri": "s3://models/m"},
+        "resources": {"gpu": {"products": ["H100-80GB-HBM3", "A100-SXM4-80GB"]}, "cpu": "1", "memory": "1Gi"},
+        "replicas": 2,
+        "placement": {"residency": ["EU"], "regions": [{"name": "gra"}, {"name": "rbx"}]},
+    }
+    base.update(over)
+    return base
+
+
+def replicas_by_deployment(m: Mdeps, name: str) -> dict[str, int]:
+    return {n: d.spec.replicas for n, d in m.deployments(name).items()}
+
+
+def kubectl(kubeconfig: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    tool = binaries.locate().kubectl
+    assert tool is not None, "kubectl is built with the control plane (make tools)"
+    return subprocess.run(
+        [str(tool), f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_create_places_ready_pods_in_each_region(mdeps: Mdeps, kubeconfig: Path) -> None:
+    mdeps.create("llm", spec())
+    done = kubectl(kubeconfig, "wait", "--for=condition=Ready", "mdep/llm", "-n", mdeps.ns, "--timeout=90s")
+    assert done.returncode == 0, done.stderr
+    assert replicas_by_deployment(mdeps, "llm") == {"llm-gra": 1, "llm-rbx": 1}
+
+    pods = mdeps.core.list_namespaced_pod(mdeps.ns, label_selector="serving.meridian.dev/model-deployment=llm").items
+    assert len(pods) == 2
+    for pod in pods:
+        node = mdeps.core.read_node(pod.spec.node_name)
+        assert (
+            node.metadata.labels["topology.kubernetes.io/region"] == pod.metadata.labels["serving.meridian.dev/region"]
+        )
+        assert pod.status.phase == "Running"
+
+    status = mdeps.get("llm")["status"]
+    assert status["readyReplicas"] == 2 and status["replicas"] == 2 and status["desiredReplicas"] == 2
+    assert status["observedGeneration"] == mdeps.get("llm")["metadata"]["generation"]
+    assert status["selector"] == "serving.meridian.dev/model-deployment=llm"
+    assert status["endpoints"]["http"] == f"http://llm.{mdeps.ns}.svc:8000"
+    assert {r["name"]: r["readyReplicas"] for r in status["regions"]} == {"gra": 1, "rbx": 1}
+    assert mdeps.condition("llm", "Stalled")["status"] == "False"  # type: ignore[index]
+    assert mdeps.condition("llm", "ResidencyCompliant")["status"] == "True"  # type: ignore[index]
+    assert "Created" in {e.reason for e in mdeps.events("llm")}
+    svc = mdeps.core.read_namespaced_service("llm", mdeps.ns)
+    assert [p.port for p in svc.spec.ports] == [8000, 8001, 8002]
+
+
+def test_update_replicas_image_and_regions(mdeps: Mdeps) -> None:
+    mdeps.create("llm", spec())
+    mdeps.wait_condition("llm", "Ready")
+
+    mdeps.patch("llm", {"spec": {"replicas": 4}})
+    wait_for(
+        "4 replicas over two regions", lambda: replicas_by_deployment(mdeps, "llm") == {"llm-gra": 2, "llm-rbx": 2}
+    )
+
+    mdeps.patch("llm", {"spec": {"runtime": {"image": "registry.example/triton:custom"}}})
+
+    def images() -> set[str]:
+        return {d.spec.template.spec.containers[0].image for d in mdeps.deployments("llm").values()}
+
+    wait_for("new image in every region", lambda: images() == {"registry.example/triton:custom"})
+
+    mdeps.patch("llm", {"spec": {"placement": {"regions": [{"name": "gra"}]}}})
+    wait_for("rbx pruned", lambda: replicas_by_deployment(mdeps, "llm") == {"llm-gra": 4})
+    wait_for("Pruned event", lambda: "Pruned" in {e.reason for e in mdeps.events("llm")})
+    services = {s.metadata.name for s in mdeps.core.list_namespaced_service(mdeps.ns).items}
+    assert services == {"llm", "llm-gra"}
+    mdeps.wait_condition("llm", "Ready", timeout=90)
+
+
+def test_delete_garbage_collects_children(mdeps: Mdeps) -> None:
+    mdeps.create("llm", spec())
+    wait_for("deployments", lambda: len(mdeps.deployments("llm")) == 2)
+    mdeps.delete("llm")
+
+    def gone() -> bool:
+        sel = "serving.meridian.dev/model-deployment=llm"
+        return (
+            not mdeps.deployments("llm")
+            and not mdeps.core.list_namespaced_service(mdeps.ns, label_selector=sel).items
+            and not mdeps.core.list_namespaced_config_map(mdeps.ns, label_selector=sel).items
+        )
+
+    wait_for("children garbage-collected", gone, timeout=60)
+
+
+def test_drift_is_repaired(mdeps: Mdeps) -> None:
+    mdeps.create("llm", spec())
+    mdeps.wait_condition("llm", "Ready")
+
+    mdeps.core.delete_namespaced_service("llm-gra", mdeps.ns)
+    wait_for("deleted service restored", lambda: mdeps.core.read_namespaced_service("llm-gra", mdeps.ns))
+
+    mdeps.apps.patch_namespaced_deployment_scale("llm-gra", mdeps.ns, {"spec": {"replicas": 5}})
+    wait_for("hand-scaled deployment restored", lambda: replicas_by_deployment(mdeps, "llm")["llm-gra"] == 1)
+
+    mdeps.core.patch_namespaced_config_map(
+        "llm-model-repository", mdeps.ns, {"data": {"m__config.pbtxt": "edited by hand"}}
+    )
+
+    def config_restored() -> bool:
+        cm = mdeps.core.read_namespaced_config_map("llm-model-repository", mdeps.ns)
+        return "edited by hand" not in (cm.data or {}).values()
+
+    wait_for("hand-edited config restored", config_restored)
+
+
+def test_reconcile_with_nothing_changed_writes_nothing(mdeps: Mdeps, operator: OperatorProcess) -> None:
+    mdeps.create("llm", spec())
+    mdeps.wait_condition("llm", "Ready")
+    wait_for("writes to settle", lambda: _settled(operator), timeout=30)
+
+    writes = operator.writes()
+    reconciles = sum(operator.metric("meridian_reconciles_total").values())
+    # an annotation only a human would add: it triggers a reconcile, but nothing Meridian owns changed
+    mdeps.core.patch_namespaced_service("llm", mdeps.ns, {"metadata": {"annotations": {"note": "hello"}}})
+    wait_for("a reconcile to run", lambda: sum(operator.metric("meridian_reconciles_total").values()) > reconciles)
+    assert operator.writes() == writes
+
+
+def _settled(op: OperatorProcess) -> bool:
+    import time
+
+    before = op.writes()
+    time.sleep(2)
+    return op.writes() == before
+
+
+def test_kubectl_scale_modeldeployment(mdeps: Mdeps, kubeconfig: Path) -> None:
+    mdeps.create("llm", spec())
+    mdeps.wait_condition("llm", "Ready")
+    out = kubectl(kubeconfig, "scale", "mdep/llm", "--replicas=3", "-n", mdeps.ns)
+    assert out.returncode == 0, out.stderr
+    wait_for("3 replicas", lambda: sum(replicas_by_deployment(mdeps, "llm").values()) == 3)
+    wait_for("status.replicas follows", lambda: mdeps.get("llm")["status"].get("readyReplicas") == 3, timeout=90)
+    scale = mdeps.co.get_namespaced_custom_object_scale(
+        "serving.meridian.dev", "v1alpha1", mdeps.ns, "modeldeployments", "llm"
+    )
+    assert scale["status"]["replicas"] == 3
+    assert scale["status"]["selector"] == "serving.meridian.dev/model-deployment=llm"
+
+
+def test_operator_side_problems_stall_only_that_object(mdeps: Mdeps) -> None:
+    mdeps.create("good", spec())
+    mdeps.create("nowhere", spec(placement={"regions": [{"name": "atlantis"}]}))
+    mdeps.create("swiss", spec(placement={"residency": ["CH"]}))
+
+    unknown = mdeps.wait_condition("nowhere", "Stalled")
+    assert unknown["reason"] == "UnknownRegion" and "atlantis" in unknown["message"]
+    swiss = mdeps.wait_condition("swiss", "Stalled")
+    assert swiss["reason"] == "NoQualifyingRegion" and "CH" in swiss["message"]
+    assert mdeps.condition("swiss", "Ready")["status"] == "False"  # type: ignore[index]
+    warnings = [e for e in mdeps.events("nowhere") if e.type == "Warning"]
+    assert warnings and "atlantis" in warnings[0].message
+    assert mdeps.deployments("nowhere") == {} and mdeps.deployments("swiss") == {}
+    mdeps.wait_condition("good", "Ready")
+
+    mdeps.patch("nowhere", {"spec": {"placement": {"regions": [{"name": "gra"}]}}})
+    mdeps.wait_condition("nowhere", "Ready")
+    assert mdeps.condition("nowhere", "Stalled")["status"] == "False"  # type: ignore[index]

@@ -1,0 +1,101 @@
+"""Bad input is rejected by the API server itself, with a message that names the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+pytestmark = pytest.mark.integration
+
+GOOD: dict[str, Any] = {
+    "model": {"format": "onnx", "storageUri": "s3://models/m"},
+    "replicas": 1,
+}
+
+
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(base))
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+CASES = {
+    "gpu count differs from TP×PP": (
+        {"runtime": {"tensorParallelSize": 2}, "resources": {"gpu": {"count": 3}}},
+        "spec.resources.gpu.count",
+        "must equal runtime.tensorParallelSize × runtime.pipelineParallelSize",
+    ),
+    "minReplicas above maxReplicas": (
+        {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},
+        "spec.autoscaling.minReplicas",
+        "minReplicas must not exceed maxReplicas",
+    ),
+    "unknown format": ({"model": {"format": "gguf"}}, "spec.model.format", "Unsupported value"),
+    "region allowed and excluded": (
+        {"placement": {"regions": [{"name": "gra"}], "excludeRegions": ["gra"]}},
+        "spec.placement.excludeRegions",
+        "a region cannot be both in regions and excludeRegions",
+    ),
+    "storageUri with unknown scheme": (
+        {"model": {"storageUri": "ftp://host/model"}},
+        "spec.model.storageUri",
+        "storageUri must start with s3://, pvc://, hf:// or oci://",
+    ),
+    "fraction above 1": (
+        {"runtime": {"kvCacheFreeGpuMemFraction": 1.5}},
+        "spec.runtime.kvCacheFreeGpuMemFraction",
+        "less than or equal to 1",
+    ),
+    "negative replicas": ({"replicas": -1}, "spec.replicas", "greater than or equal to 0"),
+    "tensorrt-llm without tokenizer": (
+        {"model": {"format": "tensorrt-llm"}},
+        "spec.model.tokenizerUri",
+        "model.tokenizerUri is required when model.format is tensorrt-llm",
+    ),
+    "missing storageUri": ({"model": {"storageUri": None}}, "spec.model.storageUri", "Required value"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_api_server_rejects_with_field_named(case: str, k8s: client.ApiClient, namespace: str) -> None:
+    over, field, message = CASES[case]
+    spec = merged(GOOD, over)
+    spec["model"] = {k: v for k, v in spec["model"].items() if v is not None}
+    body = {
+        "apiVersion": "serving.meridian.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "bad"},
+        "spec": spec,
+    }
+    with pytest.raises(ApiException) as err:
+        client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+            "serving.meridian.dev", "v1alpha1", namespace, "modeldeployments", body
+        )
+    assert err.value.status == 422
+    text = json.loads(err.value.body)["message"]
+    assert field in text and message in text, text
+
+
+def test_valid_spec_is_accepted_and_defaulted(k8s: client.ApiClient, namespace: str) -> None:
+    body = {
+        "apiVersion": "serving.meridian.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "good"},
+        "spec": {
+            "model": {"format": "tensorrt-llm", "storageUri": "s3://m/e", "tokenizerUri": "hf://o/t"},
+            "runtime": {"tensorParallelSize": 2},
+            "resources": {"gpu": {"count": 2}},
+        },
+    }
+    created = client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        "serving.meridian.dev", "v1alpha1", namespace, "modeldeployments", body
+    )
+    assert created["spec"]["runtime"]["maxBatchSize"] == 64
+    assert created["spec"]["placement"]["failover"]["unschedulableSeconds"] == 120
+    assert created["spec"]["autoscaling"]["scaleDownStabilizationSeconds"] == 300
+    assert created["spec"]["resources"]["gpu"]["resourceName"] == "nvidia.com/gpu"
