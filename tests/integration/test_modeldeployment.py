@@ -119,9 +119,8 @@ def test_drift_is_repaired(mdeps: Mdeps) -> None:
     mdeps.apps.patch_namespaced_deployment_scale("llm-gra", mdeps.ns, {"spec": {"replicas": 5}})
     wait_for("hand-scaled deployment restored", lambda: replicas_by_deployment(mdeps, "llm")["llm-gra"] == 1)
 
-    mdeps.core.patch_namespaced_config_map(
-        "llm-model-repository", mdeps.ns, {"data": {"m__config.pbtxt": "edited by hand"}}
-    )
+    key = sorted(mdeps.core.read_namespaced_config_map("llm-model-repository", mdeps.ns).data)[0]
+    mdeps.core.patch_namespaced_config_map("llm-model-repository", mdeps.ns, {"data": {key: "edited by hand"}})
 
     def config_restored() -> bool:
         cm = mdeps.core.read_namespaced_config_map("llm-model-repository", mdeps.ns)

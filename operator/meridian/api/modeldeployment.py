@@ -148,7 +148,7 @@ class Autoscaling(ApiModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 cel(
-                    "self.minReplicas <= self.maxReplicas",
+                    "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
                     "minReplicas must not exceed maxReplicas",
                     ".minReplicas",
                 )
