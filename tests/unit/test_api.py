@@ -25,19 +25,23 @@ def test_defaults_follow_the_design() -> None:
 
 
 def test_gpu_count_defaults_to_tp_times_pp() -> None:
-    m = md({
-        "model": {"format": "tensorrt-llm", "storageUri": "s3://b/m", "tokenizerUri": "hf://o/r"},
-        "runtime": {"tensorParallelSize": 4, "pipelineParallelSize": 2},
-    })
+    m = md(
+        {
+            "model": {"format": "tensorrt-llm", "storageUri": "s3://b/m", "tokenizerUri": "hf://o/r"},
+            "runtime": {"tensorParallelSize": 4, "pipelineParallelSize": 2},
+        }
+    )
     assert m.spec.gpus_per_replica == 8
 
 
 def test_camel_case_round_trip() -> None:
-    m = md({
-        "model": {"name": "llm", "format": "python", "storageUri": "pvc://claim/models"},
-        "resources": {"gpu": {"minMemoryMiB": 40000}},
-        "placement": {"excludeRegions": ["eri"], "regions": [{"name": "gra", "weight": 2, "minReplicas": 1}]},
-    })
+    m = md(
+        {
+            "model": {"name": "llm", "format": "python", "storageUri": "pvc://claim/models"},
+            "resources": {"gpu": {"minMemoryMiB": 40000}},
+            "placement": {"excludeRegions": ["eri"], "regions": [{"name": "gra", "weight": 2, "minReplicas": 1}]},
+        }
+    )
     wire = m.spec.wire()
     assert wire["resources"]["gpu"]["minMemoryMiB"] == 40000
     assert wire["placement"]["excludeRegions"] == ["eri"]

@@ -23,10 +23,12 @@ def test_committed_crd_matches_models(filename: str) -> None:
 def _walk(node: dict[str, Any], path: str) -> list[str]:
     """Every place that breaks the structural-schema rules or lacks a description."""
     problems = []
-    if "$ref" in node or "anyOf" in node and not node.get("x-kubernetes-int-or-string"):
+    if "$ref" in node or ("anyOf" in node and not node.get("x-kubernetes-int-or-string")):
         problems.append(f"{path}: non-structural construct")
-    if "type" not in node and not node.get("x-kubernetes-int-or-string") and not node.get(
-        "x-kubernetes-preserve-unknown-fields"
+    if (
+        "type" not in node
+        and not node.get("x-kubernetes-int-or-string")
+        and not node.get("x-kubernetes-preserve-unknown-fields")
     ):
         problems.append(f"{path}: no type")
     for name, child in node.get("properties", {}).items():
@@ -56,7 +58,12 @@ def test_modeldeployment_crd_has_scale_and_status_subresources() -> None:
     }
     assert crd["spec"]["names"]["shortNames"] == ["mdep"]
     assert [c["name"] for c in version["additionalPrinterColumns"]][:6] == [
-        "Model", "Format", "Ready", "Replicas", "Desired", "Regions"
+        "Model",
+        "Format",
+        "Ready",
+        "Replicas",
+        "Desired",
+        "Regions",
     ]
 
 

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.unit
 
 
 def region(name: str, jurisdictions: list[str]) -> Region:
-    return Region.model_validate({"metadata": {"name": name}, "spec": {"country": "FR", "jurisdictions": jurisdictions}})
+    return Region.model_validate(
+        {"metadata": {"name": name}, "spec": {"country": "FR", "jurisdictions": jurisdictions}}
+    )
 
 
 REGIONS = [region("gra", ["EU", "FR"]), region("rbx", ["EU", "FR"]), region("eri", ["UK"])]
