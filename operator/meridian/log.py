@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+
+def _object_ref(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """kopf logs about an object carry it in `k8s_ref`; lift namespace/name onto the line."""
+    record = event.get("_record")
+    ref = getattr(record, "k8s_ref", None) if record is not None else None
+    if isinstance(ref, dict):
+        event.setdefault("namespace", ref.get("namespace"))
+        event.setdefault("name", ref.get("name"))
+    return event
 
 
 def configure(level: str = "INFO", fmt: str = "json") -> None:
@@ -29,7 +40,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared, _object_ref],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
