@@ -10,8 +10,9 @@ from meridian.placement.plan import RegionTarget
 from meridian.render.configmap import config_hash, config_items
 from meridian.render.labels import REGION_LABEL, config_map_name, labels, metadata, regional_name, selector
 from meridian.render.reach import node_affinity
-from meridian.runtime.fetch import fetch_init_containers
+from meridian.runtime.fetch import init_containers
 from meridian.runtime.launch import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL_REPOSITORY, triton_command
+from meridian.runtime.storage import storage_volumes, triton_volume_mounts
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 CONFIG_HASH_ANNOTATION = "serving.meridian.dev/config-hash"
@@ -36,6 +37,10 @@ def _probes() -> dict[str, Any]:
     }
 
 
+def triton_image(md: ModelDeployment, settings: Settings) -> str:
+    return md.spec.runtime.image or settings.images[md.spec.model.format]
+
+
 def _triton_container(md: ModelDeployment, settings: Settings) -> dict[str, Any]:
     spec = md.spec
     gpus = spec.gpus_per_replica
@@ -52,10 +57,10 @@ def _triton_container(md: ModelDeployment, settings: Settings) -> dict[str, Any]
             "subPath": item["key"],
         }
         for item in config_items(md)
-    ]
+    ] + triton_volume_mounts(md)
     container: dict[str, Any] = {
         "name": "triton",
-        "image": spec.runtime.image or settings.images[spec.model.format],
+        "image": triton_image(md, settings),
         "command": command,
         "args": args,
         "ports": [
@@ -65,6 +70,8 @@ def _triton_container(md: ModelDeployment, settings: Settings) -> dict[str, Any]
         ],
         "resources": {"limits": limits, "requests": dict(limits)},
         "volumeMounts": mounts,
+        # Triton's own log tail becomes the termination message, which reconcile explains
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         **_probes(),
     }
     if spec.runtime.env:
@@ -78,7 +85,7 @@ def deployment(md: ModelDeployment, target: RegionTarget, settings: Settings) ->
     pod_labels = labels(md, target.region)
     match = {**selector(md), REGION_LABEL: target.region}
     pod_spec: dict[str, Any] = {
-        "initContainers": fetch_init_containers(md, settings.downloader_image),
+        "initContainers": init_containers(md, settings.downloader_image, triton_image(md, settings)),
         "containers": [_triton_container(md, settings)],
         "tolerations": [{"key": spec.resources.gpu.resource_name, "operator": "Exists", "effect": "NoSchedule"}],
         "volumes": [
@@ -88,6 +95,7 @@ def deployment(md: ModelDeployment, target: RegionTarget, settings: Settings) ->
                 "emptyDir": {"medium": "Memory", "sizeLimit": quantity(spec.resources.shared_memory)},
             },
             {"name": "repository-config", "configMap": {"name": config_map_name(md)}},
+            *storage_volumes(md),
         ],
         "terminationGracePeriodSeconds": 60,
     }
