@@ -182,3 +182,36 @@ def test_operator_side_problems_stall_only_that_object(mdeps: Mdeps) -> None:
     mdeps.patch("nowhere", {"spec": {"placement": {"regions": [{"name": "gra"}]}}})
     mdeps.wait_condition("nowhere", "Ready")
     assert mdeps.condition("nowhere", "Stalled")["status"] == "False"  # type: ignore[index]
+
+
+def test_engine_mismatch_in_a_pod_stalls_with_its_message(mdeps: Mdeps) -> None:
+    mdeps.create("llm", spec(replicas=1, placement={"regions": [{"name": "gra"}]}))
+    mdeps.wait_condition("llm", "Ready")
+    pod = mdeps.core.list_namespaced_pod(mdeps.ns, label_selector="serving.meridian.dev/model-deployment=llm").items[0]
+    message = "meridian: engine built for tp=2 pp=1 but spec asks tp=1 pp=1; rebuild the engine or fix spec.runtime"
+    # what the kubelet reports when the prepare step exits with our message in /dev/termination-log
+    mdeps.core.patch_namespaced_pod_status(
+        pod.metadata.name,
+        mdeps.ns,
+        {
+            "status": {
+                "phase": "Pending",
+                "conditions": [{"type": "Ready", "status": "False"}],
+                "initContainerStatuses": [
+                    {
+                        "name": "prepare-repository",
+                        "image": "triton",
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 1,
+                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                        "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": message}},
+                    }
+                ],
+            }
+        },
+    )
+    stalled = mdeps.wait_condition("llm", "Stalled")
+    assert stalled["reason"] == "EngineMismatch"
+    assert "engine built for tp=2 pp=1 but spec asks tp=1 pp=1" in stalled["message"]
+    assert "EngineMismatch" in {e.reason for e in mdeps.events("llm") if e.type == "Warning"}

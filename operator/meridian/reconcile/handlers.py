@@ -19,6 +19,7 @@ from meridian.reconcile.kube import Kube
 from meridian.reconcile.metrics import RECONCILE_SECONDS, RECONCILES, serve
 from meridian.reconcile.reconciler import reconcile
 from meridian.reconcile.regions import refresh_regions
+from meridian.reconcile.runtime_probe import probe_runtime
 from meridian.render.labels import MANAGED_BY, MD_LABEL
 
 MANAGED = {MANAGED_BY: "meridian"}
@@ -105,6 +106,15 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.update(GROUP, VERSION, "modeldeployments")
 async def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await reconcile_now(state(memo), body)
+
+
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=30.0, initial_delay=10.0)
+async def runtime_probe(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Triton's own view of the model (versions, readiness) where a ready pod is reachable."""
+    try:
+        await probe_runtime(state(memo).kube, body)
+    except Exception as e:  # a probe must never disturb reconciling
+        log.info("runtime probe skipped", namespace=body.metadata.namespace, name=body.metadata.name, error=str(e))
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")

@@ -108,14 +108,20 @@ class Kube:
             item.setdefault("kind", kind)
         return items
 
-    async def apply(self, obj: dict[str, Any], subresource: str = "") -> dict[str, Any]:
-        """Server-side apply as `meridian`, forcing ownership of every field we send."""
+    async def apply(
+        self, obj: dict[str, Any], subresource: str = "", field_manager: str = FIELD_MANAGER
+    ) -> dict[str, Any]:
+        """Server-side apply, forcing ownership of every field we send.
+
+        Status parts written on their own schedule (runtime probe, autoscaler) use their own field
+        manager, so one writer never removes what another applied.
+        """
         meta = obj["metadata"]
         return await self.request(
             "PATCH",
             path(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"], subresource),
             body=obj,
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query=[("fieldManager", field_manager), ("force", "true")],
             content_type="application/apply-patch+yaml",
             kind=obj["kind"] + (f"/{subresource}" if subresource else ""),
         )

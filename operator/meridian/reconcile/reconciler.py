@@ -27,6 +27,8 @@ from meridian.reconcile.observe import observe
 from meridian.reconcile.status import build_status, same_status
 from meridian.render.children import children
 from meridian.render.labels import MD_LABEL
+from meridian.runtime.failures import pod_failure
+from meridian.runtime.validate import spec_problems as runtime_spec_problems
 
 CHILD_KINDS = (
     ("v1", "ConfigMap"),
@@ -53,6 +55,32 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []) or [])
+
+
+# Failures a restart cannot fix: stall at once. Anything else stalls after a few restarts.
+PERMANENT_FAILURES = {
+    "EngineMismatch",
+    "ModelFetchFailed",
+    "ModelRepositoryInvalid",
+    "ModelLoadFailed",
+    "StorageCredentialsInvalid",
+    "ContainerConfigInvalid",
+    "ImagePullFailed",
+    "OutOfMemory",
+}
+RESTARTS_BEFORE_STALLED = 3
+
+
+def pod_problems(pods: list[dict[str, Any]]) -> list[Problem]:
+    """What keeps this model's pods from serving that a person must fix, one Problem per reason."""
+    found: dict[str, Problem] = {}
+    for pod in pods:
+        failure = pod_failure(pod)
+        if failure is None or failure.reason in found:
+            continue
+        if failure.reason in PERMANENT_FAILURES or failure.restarts >= RESTARTS_BEFORE_STALLED:
+            found[failure.reason] = Problem(failure.reason, f"pod {pod['metadata']['name']}: {failure.message}")
+    return [found[r] for r in sorted(found)]
 
 
 def residency_check(md: ModelDeployment, p: Plan, regions: list[Region]) -> tuple[bool, str]:
@@ -99,14 +127,15 @@ async def reconcile(
     p = plan(md.spec, regions, obs.for_planner(time.time()), total)
     residency = residency_check(md, p, regions)
 
-    if p.stalled:
-        out.problems = list(p.problems)
+    spec_problems = [*p.problems, *runtime_spec_problems(md)]
+    if spec_problems:
+        out.problems = spec_problems
         previous = {c.type: c for c in md.status.conditions}
         stalled = previous.get("Stalled")
-        if stalled is None or stalled.status != "True" or stalled.reason != p.problems[0].reason:
-            for problem in p.problems:
+        if stalled is None or stalled.status != "True" or stalled.reason != spec_problems[0].reason:
+            for problem in spec_problems:
                 await events.post(kube, md, problem.reason, problem.message, warning=True)
-        log.warning("stalled", reasons=[x.reason for x in p.problems])
+        log.warning("stalled", reasons=[x.reason for x in spec_problems])
         await _write_status(kube, md, p, obs, out.problems, residency, out, status_extra)
         return out
     if not residency[0]:  # a planner bug must never reach the cluster
@@ -146,7 +175,14 @@ async def reconcile(
 
     if out.applied or out.pruned:
         log.info("applied", applied=out.applied, pruned=out.pruned)
-    await _write_status(kube, md, p, obs, [], residency, out, status_extra)
+    failures = pod_problems(pods)
+    if failures:
+        before = {c.type: c for c in md.status.conditions}.get("Stalled")
+        if before is None or before.status != "True" or before.reason != failures[0].reason:
+            await events.post(kube, md, failures[0].reason, failures[0].message, warning=True)
+        log.warning("pods failing", reason=failures[0].reason, message=failures[0].message)
+    out.problems = failures
+    await _write_status(kube, md, p, obs, failures, residency, out, status_extra)
     return out
 
 

@@ -132,7 +132,7 @@ def build_status(
     previous = [c.wire() for c in md.status.conditions]
     conds = _merge(_conditions(md, plan, obs, problems, residency_ok), previous, md.metadata.generation, now)
     regions = []
-    for t in plan.targets if not problems else ():
+    for t in plan.targets if not plan.stalled else ():
         r = obs.regions.get(t.region)
         regions.append(
             {
@@ -151,7 +151,7 @@ def build_status(
         "readyReplicas": obs.ready,
         "desiredReplicas": plan.total,
         "selector": selector_string(md),
-        "regionSummary": ",".join(f"{t.region}={t.replicas}" for t in plan.targets) if not problems else "",
+        "regionSummary": ",".join(f"{t.region}={t.replicas}" for t in plan.targets) if not plan.stalled else "",
         "regions": regions,
         "endpoints": endpoints(md),
     }

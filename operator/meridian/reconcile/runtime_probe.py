@@ -1,0 +1,47 @@
+"""status.runtime: what Triton itself reports, read from one ready pod when the operator can reach it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from meridian import API_VERSION
+from meridian.api.modeldeployment import ModelDeployment
+from meridian.reconcile.kube import Kube
+from meridian.render.labels import MD_LABEL
+from meridian.runtime.launch import HTTP_PORT
+from meridian.runtime.probe import probe_model
+
+FIELD_MANAGER = "meridian-runtime"
+
+
+def ready_pod_ips(pods: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if ready and status.get("podIP") and not pod["metadata"].get("deletionTimestamp"):
+            out.append(str(status["podIP"]))
+    return sorted(out)
+
+
+async def probe_runtime(kube: Kube, body: Mapping[str, Any]) -> bool:
+    """Write status.runtime when a ready pod answered and the answer changed; True when written."""
+    md = ModelDeployment.model_validate(dict(body))
+    pods = await kube.list("v1", "Pod", md.metadata.namespace, f"{MD_LABEL}={md.metadata.name}")
+    for ip in ready_pod_ips(pods):
+        answer = await probe_model(f"{ip}:{HTTP_PORT}", md.model_name)
+        if answer is None:
+            continue  # unreachable (simulated node, network policy): not an error
+        runtime = answer.wire()
+        if md.status.runtime is not None and md.status.runtime.wire() == runtime:
+            return False
+        patch = {
+            "apiVersion": API_VERSION,
+            "kind": "ModelDeployment",
+            "metadata": {"name": md.metadata.name, "namespace": md.metadata.namespace},
+            "status": {"runtime": runtime},
+        }
+        await kube.apply(patch, subresource="status", field_manager=FIELD_MANAGER)
+        return True
+    return False
