@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from tests.fixtures_operator import start_operator, stop_operator
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.api.region import Region
@@ -32,6 +32,8 @@ from meridian.sim import binaries, cluster, controlplane
 from meridian.sim import fleet as fleetmod
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the operator launcher is shared with the test fixtures
+from tests.fixtures_operator import start_operator, stop_operator  # noqa: E402
 
 
 def spec(i: int) -> dict[str, Any]:
