@@ -15,6 +15,7 @@ tools:
 
 crds:
 	meridian crds --out crds
+	cp crds/*.yaml charts/meridian/crds/
 
 lint:
 	ruff check operator tests bench

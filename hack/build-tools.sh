@@ -72,7 +72,7 @@ for comp in "${want[@]}"; do
     kubeconform)
       [ -d "$here/tools/kubeconform" ] || continue
       v="$(pinned kubeconform github.com/yannh/kubeconform)"; out="$cache/kubeconform-$v"
-      [ -x "$out/kubeconform" ] || build kubeconform "$out" "-s -w" github.com/yannh/kubeconform/cmd/kubeconform
+      [ -x "$out/kubeconform" ] || build kubeconform "$out" "-s -w -X main.version=$v" github.com/yannh/kubeconform/cmd/kubeconform
       link "$out" kubeconform ;;
     *) echo "unknown component $comp" >&2; exit 2 ;;
   esac

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_IMAGES: dict[str, str] = {
@@ -36,3 +36,12 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Log level.")
     autoscale_interval_seconds: float = Field(default=15.0, description="Autoscaling evaluation period.")
     peering: str = Field(default="", description="kopf peering name for HA; empty runs standalone.")
+    peering_priority: int = Field(
+        default=0, description="kopf peering priority (highest is active); 0 picks a random one per process."
+    )
+
+    @field_validator("images")
+    @classmethod
+    def _keep_default_images(cls, images: dict[str, str]) -> dict[str, str]:
+        """Overriding one format's image keeps the defaults of the others."""
+        return {**DEFAULT_IMAGES, **images}

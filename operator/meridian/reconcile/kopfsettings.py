@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 
 import kopf
 
@@ -22,5 +23,8 @@ def configure_kopf(ks: kopf.OperatorSettings, settings: Settings) -> None:
         ks.peering.name = settings.peering
         ks.peering.clusterwide = not settings.namespaces
         ks.peering.mandatory = True
+        # kopf pauses every replica that sees a peer of the same priority: give each process its own,
+        # so the one with the highest priority is active and the others stand by
+        ks.peering.priority = settings.peering_priority or random.SystemRandom().randint(1, 2**31 - 1)
     else:
         ks.peering.standalone = True

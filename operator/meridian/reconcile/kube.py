@@ -87,6 +87,10 @@ class Kube:
             _return_http_data_only=True,
         )
         text = await response.text()
+        if not 200 <= response.status <= 299:  # _preload_content=False skips the client's own check
+            error = ApiException(status=response.status, reason=response.reason)
+            error.body = text
+            raise error
         return json.loads(text) if text else {}
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
