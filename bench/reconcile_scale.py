@@ -36,12 +36,28 @@ sys.path.insert(0, str(REPO))  # the operator launcher is shared with the test f
 from tests.fixtures_operator import start_operator, stop_operator  # noqa: E402
 
 
-def spec(i: int) -> dict[str, Any]:
+def assign_regions(fleet: fleetmod.Fleet, n: int) -> list[str]:
+    """Pin model i to the EU region with the most GPUs left, so both phases place identically and
+    nothing is unschedulable: the benchmark measures reconciling, not placement."""
+    free: dict[str, int] = {}
+    eu = {r.name for r in fleet.regions if "EU" in r.jurisdictions}
+    for pool in fleet.node_pools:
+        if pool.region in eu:
+            free[pool.region] = free.get(pool.region, 0) + pool.count * pool.gpus_per_node
+    out = []
+    for _ in range(n):
+        region = max(sorted(free), key=lambda r: free[r])
+        free[region] -= 1
+        out.append(region)
+    return out
+
+
+def spec(i: int, region: str) -> dict[str, Any]:
     return {
         "model": {"format": "onnx", "storageUri": f"s3://models/m{i}"},
         "resources": {"cpu": "1", "memory": "1Gi"},
         "replicas": 1,
-        "placement": {"residency": ["EU"]},
+        "placement": {"residency": ["EU"], "regions": [{"name": region}]},
     }
 
 
@@ -71,7 +87,7 @@ def wait(what: str, probe: Any, timeout: float) -> float:
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def floor_phase(api: client.ApiClient, n: int, regions: list[Region]) -> float:
+def floor_phase(api: client.ApiClient, n: int, regions: list[Region], where: list[str]) -> float:
     ns = "bench-floor"
     namespace(api, ns)
     owner = client.CoreV1Api(api).create_namespaced_config_map(ns, {"metadata": {"name": "owner"}})
@@ -79,7 +95,7 @@ def floor_phase(api: client.ApiClient, n: int, regions: list[Region]) -> float:
     start = time.monotonic()
     for i in range(n):
         md = ModelDeployment.model_validate(
-            {"metadata": {"name": f"m{i}", "namespace": ns, "uid": owner.metadata.uid}, "spec": spec(i)}
+            {"metadata": {"name": f"m{i}", "namespace": ns, "uid": owner.metadata.uid}, "spec": spec(i, where[i])}
         )
         p = plan(md.spec, regions, Observed())
         for obj in children(md, p, Settings()):
@@ -106,7 +122,9 @@ def floor_phase(api: client.ApiClient, n: int, regions: list[Region]) -> float:
     return elapsed
 
 
-def meridian_phase(api: client.ApiClient, n: int, kubeconfig: Path, log: Path) -> tuple[float, float, float]:
+def meridian_phase(
+    api: client.ApiClient, n: int, kubeconfig: Path, log: Path, where: list[str]
+) -> tuple[float, float, float]:
     ns = "bench-meridian"
     namespace(api, ns)
     op = start_operator(kubeconfig, log)
@@ -120,7 +138,7 @@ def meridian_phase(api: client.ApiClient, n: int, kubeconfig: Path, log: Path) -
                 "apiVersion": "serving.meridian.dev/v1alpha1",
                 "kind": "ModelDeployment",
                 "metadata": {"name": f"m{i}"},
-                "spec": spec(i),
+                "spec": spec(i, where[i]),
             }
             co.create_namespaced_custom_object("serving.meridian.dev", "v1alpha1", ns, "modeldeployments", body)
 
@@ -158,9 +176,10 @@ def run(args: argparse.Namespace, fleet: fleetmod.Fleet, kubeconfig: Path, tmp: 
     api = cluster.api_client(kubeconfig)
     cluster.apply_fleet(api, fleet, REPO / "crds")
     regions = [Region.model_validate(r) for r in fleetmod.region_manifests(fleet)]
-    floor = floor_phase(api, args.n, regions)
+    where = assign_regions(fleet, args.n)
+    floor = floor_phase(api, args.n, regions, where)
     print(json.dumps({"bench": "reconcile_scale", "phase": "floor", "n": args.n, "seconds": round(floor, 2)}))
-    seconds, rest, loaded = meridian_phase(api, args.n, kubeconfig, tmp / "operator.log")
+    seconds, rest, loaded = meridian_phase(api, args.n, kubeconfig, tmp / "operator.log", where)
     print(json.dumps({"bench": "reconcile_scale", "phase": "meridian", "n": args.n, "seconds": round(seconds, 2)}))
     print(json.dumps({"bench": "reconcile_scale", "ratio_meridian_vs_floor": round(seconds / floor, 2)}))
     print(json.dumps({"bench": "operator_rss_mib", "at_rest": round(rest, 1), f"at_n{args.n}": round(loaded, 1)}))
