@@ -44,6 +44,12 @@ sim-down:
 
 bench: tools
 	$(PY) bench/controlplane.py
+	$(PY) bench/placement.py
+	$(PY) bench/autoscale.py
+	$(PY) bench/reconcile_scale.py
+
+bench-autoscale:
+	$(PY) bench/autoscale.py
 
 clean:
 	-meridian sim down --workdir $(WORKDIR)

@@ -58,6 +58,7 @@ def start_operator(kubeconfig: Path, log: Path, extra_env: dict[str, str] | None
         "KUBECONFIG": str(kubeconfig),
         "MERIDIAN_METRICS_PORT": str(port),
         "MERIDIAN_LOG_FORMAT": "json",
+        "MERIDIAN_AUTOSCALE_INTERVAL_SECONDS": "3",
         **(extra_env or {}),
     }
     out = log.open("ab")

@@ -160,6 +160,10 @@ class Autoscaling(ApiModel):
     min_replicas: int = Field(default=1, ge=0, le=1000, description="Fewest replicas.")
     max_replicas: int = Field(default=8, ge=1, le=1000, description="Most replicas.")
     metric: ScalingMetric = Field(default="queueComputeRatio", description="Triton signal to scale on.")
+    policy: Literal["meridian", "hpa"] = Field(
+        default="meridian",
+        description="Scaling rule: meridian (queueing model with trend forecast) or hpa (the Kubernetes HPA rule).",
+    )
     target: float = Field(default=1.0, gt=0, description="Per-replica target value of the metric.")
     scale_up_stabilization_seconds: int = Field(
         default=0, ge=0, le=3600, description="Scale up to the lowest recommendation of this window."

@@ -14,6 +14,7 @@ import kopf
 from meridian import GROUP, VERSION
 from meridian.config import Settings
 from meridian.log import get as get_logger
+from meridian.reconcile.autoscaler import Autoscalers, autoscale_tick
 from meridian.reconcile.kopfsettings import configure_kopf
 from meridian.reconcile.kube import Kube
 from meridian.reconcile.metrics import RECONCILE_SECONDS, RECONCILES, serve
@@ -39,6 +40,7 @@ class State:
         self.orphans_reported: set[str] = set()
         self.region_specs: dict[str, Any] = {}
         self.unsatisfied: set[tuple[str, str]] = set()
+        self.autoscalers = Autoscalers(prometheus_url=settings.prometheus_url)
 
     def lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -98,6 +100,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await state(memo).autoscalers.close()
     await state(memo).kube.close()
 
 
@@ -106,6 +109,25 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.update(GROUP, VERSION, "modeldeployments")
 async def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await reconcile_now(state(memo), body)
+
+
+def _autoscaled(spec: kopf.Spec, **_: Any) -> bool:
+    return bool(spec.get("autoscaling", {}).get("enabled"))
+
+
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=Settings().autoscale_interval_seconds, when=_autoscaled)
+async def autoscale(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Evaluate the autoscaling metric; a changed total is placed by an immediate reconcile."""
+    st = state(memo)
+    try:
+        changed = await autoscale_tick(st.kube, body, st.autoscalers)
+    except Exception as e:  # the next tick tries again; serving continues at the current total
+        log.warning(
+            "autoscaling evaluation failed", namespace=body.metadata.namespace, name=body.metadata.name, error=str(e)
+        )
+        return
+    if changed:
+        requeue(st, body.metadata.namespace or "", body.metadata.name or "", delay=0.1)
 
 
 @kopf.timer(GROUP, VERSION, "modeldeployments", interval=30.0, initial_delay=10.0)

@@ -21,6 +21,7 @@ from meridian.config import Settings
 from meridian.log import get as get_logger
 from meridian.placement.plan import Plan, Problem, plan
 from meridian.reconcile import events
+from meridian.reconcile.autoscaler import desired_total
 from meridian.reconcile.insync import in_sync
 from meridian.reconcile.kube import Kube
 from meridian.reconcile.observe import observe
@@ -102,7 +103,6 @@ async def reconcile(
     body: Mapping[str, Any],
     settings: Settings,
     *,
-    desired_total: int | None = None,
     status_extra: Mapping[str, Any] | None = None,
 ) -> Outcome:
     meta = body.get("metadata", {})
@@ -123,8 +123,7 @@ async def reconcile(
     deployments = [d for d in await kube.list("apps/v1", "Deployment", ns, selector) if _owned_by(d, md.metadata.uid)]
     pods = await kube.list("v1", "Pod", ns, selector)
     obs = observe(deployments, pods)
-    total = desired_total if desired_total is not None and md.spec.autoscaling.enabled else None
-    p = plan(md.spec, regions, obs.for_planner(time.time()), total)
+    p = plan(md.spec, regions, obs.for_planner(time.time()), desired_total(md))
     residency = residency_check(md, p, regions)
 
     spec_problems = [*p.problems, *runtime_spec_problems(md)]

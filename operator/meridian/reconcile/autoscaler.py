@@ -1,0 +1,116 @@
+"""The autoscaling tick: read Triton's metrics from the pods, decide the total, report it in status.
+
+The decision lands in status.autoscaling.recommendedReplicas; reconcile reads it from there and hands
+the total to placement, so spec.replicas is never written and GitOps tools see no drift. Written with
+its own field manager so reconcile's status writes and this one never remove each other's fields.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from meridian import API_VERSION
+from meridian.api.modeldeployment import ModelDeployment
+from meridian.autoscale import AutoscaleState, step
+from meridian.autoscale.sources import MetricSource, PodRef, source_for
+from meridian.reconcile import events
+from meridian.reconcile.kube import Kube
+from meridian.reconcile.metrics import SCALE_EVENTS
+from meridian.render.labels import MD_LABEL
+
+FIELD_MANAGER = "meridian-autoscaler"
+
+
+def desired_total(md: ModelDeployment) -> int:
+    """The replica total placement gets: spec.replicas, or the autoscaler's last recommendation."""
+    a = md.spec.autoscaling
+    if not a.enabled:
+        return md.spec.replicas
+    recommended = md.status.autoscaling.recommended_replicas if md.status.autoscaling else None
+    base = recommended if recommended is not None else md.spec.replicas
+    return min(max(base, a.min_replicas), a.max_replicas)
+
+
+def pod_refs(pods: list[dict[str, Any]]) -> list[PodRef]:
+    """Every live pod (terminating and failed ones left out, as the HPA does)."""
+    out = []
+    for pod in pods:
+        meta, status = pod["metadata"], pod.get("status") or {}
+        if meta.get("deletionTimestamp") or status.get("phase") in ("Failed", "Succeeded"):
+            continue
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        out.append(PodRef(name=meta["name"], ip=status.get("podIP"), ready=ready, uid=meta.get("uid", "")))
+    return out
+
+
+@dataclass
+class Autoscalers:
+    """Per-ModelDeployment recommender state and metric sources, kept for the process's life."""
+
+    prometheus_url: str = ""
+    session: aiohttp.ClientSession | None = None
+    states: dict[tuple[str, str], AutoscaleState] = field(default_factory=dict)
+    sources: dict[tuple[str, str], MetricSource] = field(default_factory=dict)
+
+    def source(self, key: tuple[str, str]) -> MetricSource:
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
+        if key not in self.sources:
+            self.sources[key] = source_for(self.session, self.prometheus_url)
+        return self.sources[key]
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self.states.pop(key, None)
+        self.sources.pop(key, None)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+async def autoscale_tick(kube: Kube, body: Mapping[str, Any], scalers: Autoscalers) -> bool:
+    """One evaluation; True when the total changed (the caller then reconciles the object)."""
+    md = ModelDeployment.model_validate(dict(body))
+    key = (md.metadata.namespace, md.metadata.name)
+    if not md.spec.autoscaling.enabled or md.spec.paused:
+        scalers.forget(key)
+        return False
+    if md.status.observed_generation is None:
+        return False  # not reconciled yet: there is no current total to scale from
+    pods = await kube.list("v1", "Pod", md.metadata.namespace, f"{MD_LABEL}={md.metadata.name}")
+    now = time.time()
+    state = scalers.states.get(key, AutoscaleState())
+    rec, scalers.states[key] = await step(
+        md, pod_refs(pods), scalers.source(key), state, now, policy=md.spec.autoscaling.policy, model=md.model_name
+    )
+    previous = md.status.autoscaling.last_scale_time if md.status.autoscaling else None
+    status = rec.status(now, previous).wire()
+    current = md.status.autoscaling.wire() if md.status.autoscaling else None
+    if status != current:
+        await kube.apply(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "ModelDeployment",
+                "metadata": {"name": md.metadata.name, "namespace": md.metadata.namespace},
+                "status": {"autoscaling": status},
+            },
+            subresource="status",
+            field_manager=FIELD_MANAGER,
+        )
+    if not rec.scale_event:
+        return False
+    SCALE_EVENTS.labels(rec.direction).inc()
+    value = "n/a" if rec.metric_value is None else f"{rec.metric_value:.3g}"
+    await events.post(
+        kube,
+        md,
+        "ScaledUp" if rec.direction == "up" else "ScaledDown",
+        f"{rec.current} → {rec.desired} replicas: {rec.metric} = {value} (target {md.spec.autoscaling.target}); "
+        f"{rec.reason}",
+    )
+    return True
