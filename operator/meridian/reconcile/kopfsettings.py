@@ -12,6 +12,9 @@ from meridian.config import Settings
 
 
 def configure_kopf(ks: kopf.OperatorSettings, settings: Settings) -> None:
+    # kopf logs every watch-event handler call ("Handler 'node_changed' succeeded") at INFO; with node
+    # heartbeats that is a line per node every few seconds. Meridian logs its own decisions instead.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
     # kopf's bookkeeping goes to annotations under our own prefix; status stays ours alone
     ks.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     ks.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
