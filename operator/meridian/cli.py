@@ -35,7 +35,12 @@ def _parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="print the placement plan with reasons; applies nothing")
     plan.add_argument("-f", "--filename", type=Path, required=True, help="ModelDeployment YAML")
-    plan.add_argument("--fleet", type=Path, default=None, help="fleet file; default: the current cluster")
+    plan.add_argument(
+        "--fleet",
+        type=Path,
+        default=None,
+        help="fleet file (regions and capacity); default: Region documents in -f, else the current cluster",
+    )
     plan.add_argument("-o", "--output", choices=["table", "json"], default="table")
 
     sim = sub.add_parser("sim", help="the local control plane with a simulated GPU fleet")

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from meridian.api.base import Condition
 from meridian.api.region import REGION_LABEL, GpuPool, Region, RegionObservedStatus
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -82,7 +83,15 @@ def region_status(
     gpus = [pools[p] for p in sorted(pools)]
     total = sum(p.allocatable for p in gpus)
     free = sum(max(p.allocatable - p.requested, 0) for p in gpus)
-    return RegionObservedStatus(nodes=len(mine), readyNodes=ready, gpus=gpus, totalGpus=total, freeGpus=free)
+    cond = Condition(
+        type="Ready",
+        status="True" if ready else "False",
+        reason="NodesReady" if ready else "NoSchedulableNodes",
+        message=f"{ready} of {len(mine)} nodes Ready and schedulable",
+    )
+    return RegionObservedStatus(
+        nodes=len(mine), readyNodes=ready, gpus=gpus, totalGpus=total, freeGpus=free, conditions=[cond]
+    )
 
 
 def orphan_region_labels(regions: Sequence[Region], nodes: Iterable[Mapping[str, Any]]) -> dict[str, int]:

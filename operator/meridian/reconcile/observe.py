@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from meridian.placement.plan import Observed
+from meridian.placement.plan import Hold, Observed
 from meridian.render.labels import REGION_LABEL
 
 
@@ -37,7 +37,7 @@ class Observation:
     def rolled_out(self) -> bool:
         return all(r.rolled_out for r in self.regions.values())
 
-    def for_planner(self, now: float) -> Observed:
+    def for_planner(self, now: float, held: Mapping[str, Hold] | None = None) -> Observed:
         return Observed(
             replicas={n: r.spec_replicas for n, r in self.regions.items()},
             unschedulable={n: r.unschedulable for n, r in self.regions.items() if r.unschedulable},
@@ -45,6 +45,8 @@ class Observation:
                 n: r.unschedulable_since for n, r in self.regions.items() if r.unschedulable_since is not None
             },
             now=now,
+            ready={n: r.ready for n, r in self.regions.items()},
+            held=dict(held or {}),
         )
 
 

@@ -19,17 +19,21 @@ from meridian.api.modeldeployment import ModelDeployment
 from meridian.api.region import Region
 from meridian.config import Settings
 from meridian.log import get as get_logger
-from meridian.placement.plan import Plan, Problem, plan
+from meridian.placement.plan import Hold, Plan, Problem, plan
 from meridian.reconcile import events
 from meridian.reconcile.autoscaler import desired_total
 from meridian.reconcile.insync import in_sync
 from meridian.reconcile.kube import Kube
+from meridian.reconcile.metrics import PLACEMENT_MOVES
 from meridian.reconcile.observe import observe
 from meridian.reconcile.status import build_status, same_status
 from meridian.render.children import children
 from meridian.render.labels import MD_LABEL
 from meridian.runtime.failures import pod_failure
 from meridian.runtime.validate import spec_problems as runtime_spec_problems
+
+# the planner's failover memory per ModelDeployment uid; losing it on restart costs one early retry
+_HELD: dict[str, Mapping[str, Hold]] = {}
 
 CHILD_KINDS = (
     ("v1", "ConfigMap"),
@@ -123,7 +127,9 @@ async def reconcile(
     deployments = [d for d in await kube.list("apps/v1", "Deployment", ns, selector) if _owned_by(d, md.metadata.uid)]
     pods = await kube.list("v1", "Pod", ns, selector)
     obs = observe(deployments, pods)
-    p = plan(md.spec, regions, obs.for_planner(time.time()), desired_total(md))
+    p = plan(md.spec, regions, obs.for_planner(time.time(), _HELD.get(md.metadata.uid)), desired_total(md))
+    if not p.stalled:
+        _HELD[md.metadata.uid] = p.held
     residency = residency_check(md, p, regions)
 
     spec_problems = [*p.problems, *runtime_spec_problems(md)]
@@ -163,6 +169,19 @@ async def reconcile(
                 await events.post(kube, md, "Created", f"Deployment {obj['metadata']['name']} with {after} replicas")
             elif before != after:
                 await events.post(kube, md, "Scaled", f"Deployment {obj['metadata']['name']}: {before} → {after}")
+
+    for move in p.moves:
+        if move.kind == "Scale":  # Created/Scaled events already say it
+            continue
+        PLACEMENT_MOVES.labels(move.kind).inc(move.count)
+        where = f"{move.from_region or 'new'} → {move.to_region or 'removed'}"
+        await events.post(
+            kube,
+            md,
+            move.kind,
+            f"{move.count} replica(s) {where}: {move.reason}",
+            warning=move.kind in ("Failover", "Evict"),
+        )
 
     wanted = {_key(o) for o in desired}
     for key, obj in sorted(live.items()):

@@ -66,8 +66,6 @@ def _conditions(
         ),
         Cond("Stalled", False, "Reconciled"),
     ]
-    placed = sum(t.replicas for t in plan.targets)
-    displaced = getattr(plan, "displaced", 0)
     if unschedulable:
         conds.append(
             Cond(
@@ -77,18 +75,12 @@ def _conditions(
                 f"{unschedulable} replicas cannot be scheduled in their region",
             )
         )
-    elif displaced:
-        conds.append(
-            Cond(
-                "PlacementSatisfied",
-                False,
-                "ReplicasDisplaced",
-                f"{displaced} replicas run outside their preferred region",
-            )
-        )
-    elif placed < want:
-        conds.append(Cond("PlacementSatisfied", False, "InsufficientCapacity", f"{placed}/{want} replicas placed"))
+    elif plan.displaced:
+        conds.append(Cond("PlacementSatisfied", False, "ReplicasDisplaced", plan.message))
+    elif not plan.satisfied:
+        conds.append(Cond("PlacementSatisfied", False, "InsufficientCapacity", plan.message))
     else:
+        placed = sum(t.replicas for t in plan.targets)
         conds.append(Cond("PlacementSatisfied", True, "Placed", f"{placed} replicas placed"))
     conds.append(
         Cond("ResidencyCompliant", residency_ok[0], "Compliant" if residency_ok[0] else "Violation", residency_ok[1])

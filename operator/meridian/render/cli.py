@@ -23,9 +23,10 @@ def load_documents(path: Path) -> list[dict[str, Any]]:
 def fleet_regions(fleet: Path | None) -> list[Region]:
     if fleet is None:
         return []
-    from meridian.sim.fleet import load_fleet, region_manifests
+    from meridian.placement.fleet import regions_from_fleet
+    from meridian.sim.fleet import load_fleet
 
-    return [Region.model_validate(r) for r in region_manifests(load_fleet(fleet))]
+    return regions_from_fleet(load_fleet(fleet))
 
 
 def split_documents(docs: list[dict[str, Any]]) -> tuple[list[ModelDeployment], list[Region]]:

@@ -47,17 +47,21 @@ def _triton_container(md: ModelDeployment, settings: Settings) -> dict[str, Any]
     command, args = triton_command(md)
     res = spec.resources
     limits = {res.gpu.resource_name: str(gpus), "cpu": quantity(res.cpu), "memory": quantity(res.memory)}
-    mounts = [
-        {"name": "model-repository", "mountPath": MODEL_REPOSITORY},
-        {"name": "dshm", "mountPath": "/dev/shm"},
-    ] + [
-        {
-            "name": "repository-config",
-            "mountPath": f"{MODEL_REPOSITORY}/{item['path']}",
-            "subPath": item["key"],
-        }
-        for item in config_items(md)
-    ] + triton_volume_mounts(md)
+    mounts = (
+        [
+            {"name": "model-repository", "mountPath": MODEL_REPOSITORY},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+        ]
+        + [
+            {
+                "name": "repository-config",
+                "mountPath": f"{MODEL_REPOSITORY}/{item['path']}",
+                "subPath": item["key"],
+            }
+            for item in config_items(md)
+        ]
+        + triton_volume_mounts(md)
+    )
     container: dict[str, Any] = {
         "name": "triton",
         "image": triton_image(md, settings),

@@ -1,0 +1,68 @@
+"""How many replicas of one model fit in a region, from the Region's observed GPU pools.
+
+Free GPUs of the products this model accepts, divided by GPUs per replica, plus the model's own
+replicas already scheduled there: their GPUs are in `requested`, but they are capacity this model
+keeps using, so counting them stops a running model from evicting itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meridian.api.modeldeployment import GpuResources, ModelDeploymentSpec
+from meridian.api.region import GpuPool, Region, RegionObservedStatus
+
+TRACKED_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Replicas of this model that fit in one region; `replicas` None means unknown (unbounded)."""
+
+    replicas: int | None
+    free_gpus: int = 0
+    gpus_per_replica: int = 1
+    running: int = 0
+    unknown_because: str = ""
+
+    def describe(self) -> str:
+        """'3 free GPUs / 2 per replica (+1 running here)' or why capacity is unknown."""
+        if self.replicas is None:
+            return f"capacity unknown ({self.unknown_because}), treated as unbounded"
+        text = f"{self.free_gpus} free GPU{'' if self.free_gpus == 1 else 's'} / {self.gpus_per_replica} per replica"
+        if self.running:
+            text += f" (+{self.running} running here)"
+        return text
+
+
+def status_known(status: RegionObservedStatus) -> bool:
+    """A status never written has no nodes, no pools and no conditions; a region with no nodes left has a condition."""
+    return bool(status.nodes or status.gpus or status.conditions)
+
+
+def pool_matches(pool: GpuPool, gpu: GpuResources) -> bool:
+    """The product is one the model accepts (any, if none listed) with enough memory per GPU."""
+    if gpu.products and pool.product not in gpu.products:
+        return False
+    return gpu.min_memory_mi_b <= 0 or pool.memory_mi_b >= gpu.min_memory_mi_b
+
+
+def has_product(status: RegionObservedStatus, gpu: GpuResources) -> bool:
+    """Some pool of an accepted product exists (it may be full: that is capacity, not qualification)."""
+    return any(pool_matches(p, gpu) and (p.capacity > 0 or p.allocatable > 0) for p in status.gpus)
+
+
+def free_gpus(status: RegionObservedStatus, gpu: GpuResources) -> int:
+    return sum(max(0, p.allocatable - p.requested) for p in status.gpus if pool_matches(p, gpu))
+
+
+def region_capacity(region: Region, spec: ModelDeploymentSpec, running: int) -> Capacity:
+    """Capacity for `spec` in `region`, counting `running` of its own scheduled replicas as usable."""
+    gpu = spec.resources.gpu
+    per_replica = spec.gpus_per_replica
+    if gpu.resource_name != TRACKED_RESOURCE:
+        return Capacity(None, gpus_per_replica=per_replica, unknown_because=f"{gpu.resource_name} is not tracked")
+    if not status_known(region.status):
+        return Capacity(None, gpus_per_replica=per_replica, unknown_because="Region status not reported yet")
+    free = free_gpus(region.status, gpu)
+    return Capacity(free // per_replica + running, free, per_replica, running)
