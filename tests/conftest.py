@@ -1,3 +1,3 @@
 """Shared pytest configuration: control-plane fixtures, the operator process, Triton servers."""
 
-pytest_plugins = ["tests.fixtures_cluster", "tests.fixtures_operator", "tests.fixtures_triton"]
+pytest_plugins = ["tests.fixtures_cluster", "tests.fixtures_operator", "tests.fixtures_triton", "tests.fixtures_eu"]

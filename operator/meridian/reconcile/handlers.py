@@ -40,6 +40,7 @@ class State:
         self.orphans_reported: set[str] = set()
         self.region_specs: dict[str, Any] = {}
         self.unsatisfied: set[tuple[str, str]] = set()
+        self.by_region: dict[str, set[tuple[str, str]]] = {}
         self.autoscalers = Autoscalers(prometheus_url=settings.prometheus_url)
 
     def lock(self, key: tuple[str, str]) -> asyncio.Lock:
@@ -66,6 +67,11 @@ async def reconcile_now(st: State, body: Any) -> None:
         st.unsatisfied.discard(key)
     else:
         st.unsatisfied.add(key)
+    for region, keys in st.by_region.items():
+        if region not in outcome.regions:
+            keys.discard(key)
+    for region in outcome.regions:
+        st.by_region.setdefault(region, set()).add(key)
 
 
 def requeue(st: State, namespace: str, name: str, delay: float = 0.5) -> None:
@@ -188,7 +194,8 @@ async def scheduled_pod_changed(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, "regions")
 async def region_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
-    """A Region's spec matters to every model; its capacity only to models not yet fully placed."""
+    """A Region's spec matters to every model; its capacity to the models running there and to those
+    not yet fully placed."""
     st = state(memo)
     name = body.metadata.name or ""
     spec = None if type == "DELETED" else dict(body.spec)
@@ -199,5 +206,6 @@ async def region_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_
         st.region_specs[name] = spec
     if spec_changed:
         requeue_inventory(st)
-    for ns, md in sorted(st.known if spec_changed else st.unsatisfied):
+    affected = st.known if spec_changed else st.unsatisfied | st.by_region.get(name, set())
+    for ns, md in sorted(affected):
         requeue(st, ns, md, delay=1.0)

@@ -52,6 +52,7 @@ class Outcome:
     status_written: bool = False
     problems: list[Problem] = field(default_factory=list)
     satisfied: bool = True
+    regions: set[str] = field(default_factory=set)
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -130,6 +131,7 @@ async def reconcile(
     p = plan(md.spec, regions, obs.for_planner(time.time(), _HELD.get(md.metadata.uid)), desired_total(md))
     if not p.stalled:
         _HELD[md.metadata.uid] = p.held
+    out.regions = {t.region for t in p.targets} | set(obs.regions)
     residency = residency_check(md, p, regions)
 
     spec_problems = [*p.problems, *runtime_spec_problems(md)]
