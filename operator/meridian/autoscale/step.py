@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from meridian.api.modeldeployment import ModelDeployment
-from meridian.autoscale.recommender import DEFAULT_POLICY, Policy, Recommendation, RecommenderConfig, evaluate
+from meridian.autoscale.recommender import Policy, Recommendation, RecommenderConfig, evaluate
 from meridian.autoscale.sources.base import MetricSource, PodRef
 from meridian.autoscale.state import AutoscaleState
 
@@ -24,7 +24,7 @@ async def step(
     state: AutoscaleState,
     now: float,
     *,
-    policy: Policy = DEFAULT_POLICY,
+    policy: Policy | None = None,
     config: RecommenderConfig | None = None,
     model: str | None = None,
 ) -> tuple[Recommendation, AutoscaleState]:
@@ -36,4 +36,6 @@ async def step(
     spec = md.spec.autoscaling
     samples = await source.samples(pods, spec.metric, namespace=md.metadata.namespace, model=model)
     cfg = config or RecommenderConfig(capacity=float(md.spec.runtime.max_batch_size) or None)
-    return evaluate(spec, md.status.desired_replicas, samples, state, now, policy=policy, config=cfg)
+    return evaluate(
+        spec, md.status.desired_replicas, samples, state, now, policy=policy or spec.policy, config=cfg
+    )
