@@ -46,7 +46,8 @@ def eu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EuCluster]:
     except binaries.BinariesMissing as e:
         unavailable(str(e))
     workdir = tmp_path_factory.mktemp("eu")
-    cp = controlplane.ControlPlane(workdir, bins)
+    # a pod range of its own: the test-fleet cluster's pods (127.40/16) may be backed by real Triton servers
+    cp = controlplane.ControlPlane(workdir, bins, die_with_parent=True, pod_cidr="127.42.0.0/16")
     try:
         kubeconfig = cp.start()
     except (controlplane.ControlPlaneError, OSError) as e:

@@ -65,9 +65,20 @@ class ControlPlane:
     workdir holds pki/, etcd/ (data), logs/<component>.log, the kubeconfigs and state.json.
     """
 
-    def __init__(self, workdir: Path, bins: binaries.Binaries | None = None, die_with_parent: bool = False) -> None:
-        """die_with_parent: the processes get SIGKILL when this process dies (for tests and --foreground)."""
+    def __init__(
+        self,
+        workdir: Path,
+        bins: binaries.Binaries | None = None,
+        die_with_parent: bool = False,
+        pod_cidr: str = kwok.POD_CIDR,
+    ) -> None:
+        """die_with_parent: the processes get SIGKILL when this process dies (for tests and --foreground).
+
+        pod_cidr: where kwok gives pods addresses; two clusters on one machine need distinct loopback
+        ranges, or a test server backing a pod of one answers for a pod of the other.
+        """
         self.workdir = workdir.resolve()
+        self.pod_cidr = pod_cidr
         self._bins = bins
         self._die_with_parent = die_with_parent
         self.kubeconfig = self.workdir / "kubeconfig"
@@ -123,7 +134,7 @@ class ControlPlane:
             _log().info("apiserver ready", seconds=round(time.monotonic() - t0, 2), url=server)
             self._spawn("kube-controller-manager", self._kcm_args(bins, certs, kcm_kc))
             self._spawn("kube-scheduler", self._scheduler_args(bins, sched_kc))
-            self._spawn("kwok", kwok.args(bins.kwok, self.kubeconfig, bins.kwok_stages))
+            self._spawn("kwok", kwok.args(bins.kwok, self.kubeconfig, bins.kwok_stages, self.pod_cidr))
             # the token and service-account controllers create this; it proves the controllers run
             self._wait(
                 "kube-controller-manager",

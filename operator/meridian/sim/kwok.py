@@ -39,14 +39,14 @@ def stage_files(stages_dir: Path) -> list[Path]:
     return files
 
 
-def args(kwok: Path, kubeconfig: Path, stages_dir: Path) -> list[str]:
+def args(kwok: Path, kubeconfig: Path, stages_dir: Path, pod_cidr: str = POD_CIDR) -> list[str]:
     """Command line of a kwok that manages only nodes annotated as fake (so real nodes are left alone)."""
     cmd = [
         str(kwok),
         f"--kubeconfig={kubeconfig}",
         "--manage-all-nodes=false",
         f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}={NODE_ANNOTATION_VALUE}",
-        f"--cidr={POD_CIDR}",
+        f"--cidr={pod_cidr}",
         f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
     ]
     cmd += [f"--config={f}" for f in stage_files(stages_dir)]
