@@ -36,6 +36,4 @@ async def step(
     spec = md.spec.autoscaling
     samples = await source.samples(pods, spec.metric, namespace=md.metadata.namespace, model=model)
     cfg = config or RecommenderConfig(capacity=float(md.spec.runtime.max_batch_size) or None)
-    return evaluate(
-        spec, md.status.desired_replicas, samples, state, now, policy=policy or spec.policy, config=cfg
-    )
+    return evaluate(spec, md.status.desired_replicas, samples, state, now, policy=policy or spec.policy, config=cfg)
