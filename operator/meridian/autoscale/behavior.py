@@ -78,6 +78,11 @@ def _changed_within(events: Sequence[TimedInt], period: int, now: float) -> int:
     return sum(change for t, change in events if t > cutoff)
 
 
+def _period_start(current: int, ups: Sequence[TimedInt], downs: Sequence[TimedInt], period: int, now: float) -> int:
+    """The replica count at the start of a policy's period: what its limit is measured from (as the HPA)."""
+    return current - _changed_within(ups, period, now) + _changed_within(downs, period, now)
+
+
 def scale_up_limit(
     current: int, ups: Sequence[TimedInt], downs: Sequence[TimedInt], rules: ScalingRules, now: float
 ) -> int:
@@ -86,7 +91,7 @@ def scale_up_limit(
         return current
     proposals = []
     for p in rules.policies:
-        start = current - _changed_within(ups, p.period_seconds, now) + _changed_within(downs, p.period_seconds, now)
+        start = _period_start(current, ups, downs, p.period_seconds, now)
         if p.kind == "Pods":
             proposals.append(start + p.value)
         else:  # rounded up, or a small count could never grow
@@ -102,7 +107,7 @@ def scale_down_limit(
         return current
     proposals = []
     for p in rules.policies:
-        start = current - _changed_within(ups, p.period_seconds, now) + _changed_within(downs, p.period_seconds, now)
+        start = _period_start(current, ups, downs, p.period_seconds, now)
         if p.kind == "Pods":
             proposals.append(start - p.value)
         else:
