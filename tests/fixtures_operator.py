@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 GROUP, VERSION, PLURAL = "serving.meridian.dev", "v1alpha1", "modeldeployments"
+PRIVATE_PREFIX = "own-"
 
 
 def free_port() -> int:
@@ -91,8 +94,10 @@ def stop_operator(op: OperatorProcess) -> None:
 
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """One operator process for the session, watching every namespace."""
-    op = start_operator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    """One operator process for the session, watching every namespace but the `own-*` ones, which
+    belong to tests that run an operator of their own (under another identity, or to count its writes)."""
+    env = {"MERIDIAN_NAMESPACES": json.dumps([f"!{PRIVATE_PREFIX}*"])}
+    op = start_operator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", env)
     yield op
     stop_operator(op)
 
@@ -168,3 +173,14 @@ class Mdeps:
 @pytest.fixture
 def mdeps(k8s: client.ApiClient, namespace: str, operator: OperatorProcess) -> Mdeps:
     return Mdeps(k8s, namespace)
+
+
+@pytest.fixture
+def private_namespace(k8s: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace the session operator does not watch, for a test that runs its own operator."""
+    core = client.CoreV1Api(k8s)
+    name = f"{PRIVATE_PREFIX}{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    wait_for("the default ServiceAccount", lambda: core.read_namespaced_service_account("default", name), 30)
+    yield name
+    core.delete_namespace(name)

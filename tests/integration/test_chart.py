@@ -405,9 +405,10 @@ def test_residency_policy_is_the_one_placement_ships(helm: Helm, tmp_path: Path)
 
 
 def test_operator_under_chart_identity_reconciles_namespaced_ha(
-    install: Install, k8s: client.ApiClient, kubeconfig: Path, namespace: str, tmp_path: Path
+    install: Install, k8s: client.ApiClient, kubeconfig: Path, private_namespace: str, tmp_path: Path
 ) -> None:
     """Namespaced mode, peering on: the operator holds exactly the chart's RBAC and still does its job."""
+    namespace = private_namespace  # the session operator stays out of it
     release = install({"watchNamespaces": [namespace], "replicas": 2})
     kinds = sorted(d["kind"] for d in release.manifest)
     assert kinds.count("Role") == kinds.count("RoleBinding") == 1 and "KopfPeering" in kinds
@@ -517,10 +518,11 @@ class AllReplicasPaused(AssertionError):
 
 
 def test_ha_replicas_one_active_and_failover(
-    install: Install, k8s: client.ApiClient, kubeconfig: Path, namespace: str, tmp_path: Path
+    install: Install, k8s: client.ApiClient, kubeconfig: Path, private_namespace: str, tmp_path: Path
 ) -> None:
     """Two replicas under the chart's identity and peering: one reconciles, and when it stops the
     standby takes over."""
+    namespace = private_namespace  # the session operator stays out of it
     release = install({"watchNamespaces": [namespace], "replicas": 2})
     sa_kubeconfig = as_service_account(k8s, kubeconfig, release, tmp_path / "sa.kubeconfig")
     env = operator_env(k8s, release)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 from tests.fixtures_operator import Mdeps, OperatorProcess, start_operator, stop_operator, wait_for
 
 from meridian.sim import binaries
@@ -133,8 +134,11 @@ def test_drift_is_repaired(mdeps: Mdeps) -> None:
     wait_for("hand-edited config restored", config_restored)
 
 
-def test_reconcile_with_nothing_changed_writes_nothing(mdeps: Mdeps, kubeconfig: Path, tmp_path: Path) -> None:
-    # an operator of its own, watching only this namespace, so its write counter sees nothing else
+def test_reconcile_with_nothing_changed_writes_nothing(
+    k8s: client.ApiClient, private_namespace: str, kubeconfig: Path, tmp_path: Path
+) -> None:
+    # the only operator watching this namespace, so its write counter sees this model alone
+    mdeps = Mdeps(k8s, private_namespace)
     own = start_operator(kubeconfig, tmp_path / "operator.log", {"MERIDIAN_NAMESPACES": json.dumps([mdeps.ns])})
     try:
         mdeps.create("llm", spec())
