@@ -3,9 +3,9 @@
 Run: python bench/failover.py [--rounds 3]
 
 Same control plane, same run:
-  floor:    a plain Deployment allowed in both lim and sbg (node affinity to either), 2 pods in lim;
-            lim's L4 nodes are deleted and we time until 2 pods are Ready again — what the control
-            plane alone needs to replace pods that have somewhere to go;
+  floor:    a plain Deployment pinned to lim with 2 pods; lim's L4 nodes are deleted and the
+            Deployment is re-pinned to sbg at once — what the control plane alone needs to move pods
+            when the decision takes no time;
   meridian: a ModelDeployment (residency EU, regions lim weight 1, sbg weight 0, failover after 10 s),
             same node loss, timed until its 2 replicas are Ready in sbg; then the nodes come back and
             we time the return to lim.
@@ -67,41 +67,37 @@ def ready_in(api: client.ApiClient, ns: str, selector: str, region: str) -> int:
 
 
 def floor_round(api: client.ApiClient, fleet: fleetmod.Fleet, ns: str) -> float:
-    """A Deployment allowed in lim and sbg, preferring lim: how long until its lost pods run in sbg."""
+    """The control plane's own floor for a move: a Deployment pinned to lim is re-pinned to sbg the
+    instant lim's nodes are deleted (a controller that decides in zero time); until 2 pods are Ready."""
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-    region = "topology.kubernetes.io/region"
-    both = {"matchExpressions": [{"key": region, "operator": "In", "values": ["lim", "sbg"]}]}
-    lim = {"matchExpressions": [{"key": region, "operator": "In", "values": ["lim"]}]}
-    affinity = {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [both]},
-            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "preference": lim}],
+
+    def pinned(region: str) -> dict[str, Any]:
+        term = {"matchExpressions": [{"key": "topology.kubernetes.io/region", "operator": "In", "values": [region]}]}
+        pod = {
+            "metadata": {"labels": {"app": "floor"}},
+            "spec": {
+                "affinity": {
+                    "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+                },
+                "nodeSelector": {"nvidia.com/gpu.product": "L4"},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                "containers": [{"name": "c", "image": "triton", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+            },
         }
-    }
-    pod = {
-        "metadata": {"labels": {"app": "floor"}},
-        "spec": {
-            "affinity": affinity,
-            "nodeSelector": {"nvidia.com/gpu.product": "L4"},
-            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-            "containers": [{"name": "c", "image": "triton", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
-        },
-    }
-    body = {
-        "metadata": {"name": "floor"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "floor"}}, "template": pod},
-    }
-    apps.create_namespaced_deployment(ns, body)
+        selector = {"matchLabels": {"app": "floor"}}
+        return {"metadata": {"name": "floor"}, "spec": {"replicas": 2, "selector": selector, "template": pod}}
+
+    apps.create_namespaced_deployment(ns, pinned("lim"))
     until(lambda: ready_in(api, ns, "app=floor", "lim") == 2)
     lost = lim_l4(fleet)
     t0 = time.monotonic()
     for node in lost:
         core.delete_node(node["metadata"]["name"])
+    apps.replace_namespaced_deployment("floor", ns, pinned("sbg"))
     until(lambda: ready_in(api, ns, "app=floor", "sbg") == 2)
     elapsed = time.monotonic() - t0
     apps.delete_namespaced_deployment("floor", ns)
     cluster.apply_nodes(api, lost)
-    until(lambda: not core.list_namespaced_pod(ns, label_selector="app=floor").items)
     return elapsed
 
 

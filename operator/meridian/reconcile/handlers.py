@@ -39,8 +39,11 @@ class State:
         self.inventory_pending: asyncio.Task[None] | None = None
         self.orphans_reported: set[str] = set()
         self.region_specs: dict[str, Any] = {}
+        self.region_shapes: dict[str, Any] = {}
         self.unsatisfied: set[tuple[str, str]] = set()
         self.by_region: dict[str, set[tuple[str, str]]] = {}
+        # which regions each model could use (None: any not excluded); a region's capacity matters to them
+        self.candidates: dict[tuple[str, str], tuple[frozenset[str] | None, frozenset[str]]] = {}
         self.autoscalers = Autoscalers(prometheus_url=settings.prometheus_url)
 
     def lock(self, key: tuple[str, str]) -> asyncio.Lock:
@@ -52,9 +55,17 @@ def state(memo: kopf.Memo) -> State:
     return st
 
 
+def could_use(st: State, key: tuple[str, str], region: str) -> bool:
+    allowed, excluded = st.candidates.get(key, (None, frozenset()))
+    return region not in excluded and (allowed is None or region in allowed)
+
+
 async def reconcile_now(st: State, body: Any) -> None:
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     st.known.add(key)
+    placement = (body.get("spec") or {}).get("placement") or {}
+    allow = frozenset(r.get("name", "") for r in placement.get("regions") or []) or None
+    st.candidates[key] = (allow, frozenset(placement.get("excludeRegions") or []))
     async with st.lock(key):
         with RECONCILE_SECONDS.time():
             try:
@@ -145,6 +156,12 @@ async def runtime_probe(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         log.info("runtime probe skipped", namespace=body.metadata.namespace, name=body.metadata.name, error=str(e))
 
 
+@kopf.timer(GROUP, VERSION, "modeldeployments", interval=300.0, initial_delay=300.0)
+async def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A slow level-triggered safety net: whatever event was missed, the model is planned again."""
+    requeue(state(memo), body.metadata.namespace or "", body.metadata.name or "", delay=0.1)
+
+
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
 async def modeldeployment_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     meta = event["object"]["metadata"]
@@ -206,6 +223,13 @@ async def region_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_
         st.region_specs[name] = spec
     if spec_changed:
         requeue_inventory(st)
-    affected = st.known if spec_changed else st.unsatisfied | st.by_region.get(name, set())
+    # a region gaining or losing nodes (not merely GPUs in use) matters to every model that could use
+    # it, even one fully served elsewhere for now: capacity returning must bring it back
+    status = dict(body.get("status") or {})
+    shape = (status.get("nodes"), status.get("readyNodes"), status.get("totalGpus"))
+    shape_changed = st.region_shapes.get(name) != shape
+    st.region_shapes[name] = shape
+    usable = {key for key in st.known if could_use(st, key, name)} if shape_changed else set()
+    affected = st.known if spec_changed else st.unsatisfied | st.by_region.get(name, set()) | usable
     for ns, md in sorted(affected):
         requeue(st, ns, md, delay=1.0)
