@@ -183,7 +183,7 @@ async def child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         requeue(state(memo), body.metadata.namespace, owner)
 
 
-def requeue_inventory(st: State, delay: float = 1.0) -> None:
+def requeue_inventory(st: State, delay: float = 0.3) -> None:
     """Coalesce node and pod churn into one refresh of every Region's capacity."""
     if st.inventory_pending is None or st.inventory_pending.done():
         st.inventory_pending = asyncio.create_task(_inventory_later(st, delay))
@@ -232,4 +232,4 @@ async def region_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_
     usable = {key for key in st.known if could_use(st, key, name)} if shape_changed else set()
     affected = st.known if spec_changed else st.unsatisfied | st.by_region.get(name, set()) | usable
     for ns, md in sorted(affected):
-        requeue(st, ns, md, delay=1.0)
+        requeue(st, ns, md, delay=0.2)
