@@ -140,7 +140,7 @@ def main() -> None:
     args = ap.parse_args()
     fleet = fleetmod.load_fleet(REPO / "examples" / "fleets" / "eu.yaml")
     with tempfile.TemporaryDirectory() as tmp:
-        cp = controlplane.ControlPlane(Path(tmp), binaries.locate())
+        cp = controlplane.ControlPlane(Path(tmp), binaries.locate(), die_with_parent=True)
         kubeconfig = cp.start()
         try:
             api = cluster.api_client(kubeconfig)

@@ -164,7 +164,7 @@ def main() -> None:
     args = ap.parse_args()
     fleet = fleetmod.load_fleet(args.fleet)
     with tempfile.TemporaryDirectory() as tmp:
-        cp = controlplane.ControlPlane(Path(tmp), binaries.locate())
+        cp = controlplane.ControlPlane(Path(tmp), binaries.locate(), die_with_parent=True)
         kubeconfig = cp.start()
         try:
             run(args, fleet, kubeconfig, Path(tmp))
