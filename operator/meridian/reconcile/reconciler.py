@@ -89,6 +89,12 @@ def pod_problems(pods: list[dict[str, Any]]) -> list[Problem]:
     return [found[r] for r in sorted(found)]
 
 
+def newly_stalled(md: ModelDeployment, reason: str) -> bool:
+    """The Stalled condition does not already say this: an Event is due (not one per reconcile)."""
+    stalled = next((c for c in md.status.conditions if c.type == "Stalled"), None)
+    return stalled is None or stalled.status != "True" or stalled.reason != reason
+
+
 def residency_check(md: ModelDeployment, p: Plan, regions: list[Region]) -> tuple[bool, str]:
     """Verify the plan itself: every region it uses carries every required jurisdiction."""
     required = set(md.spec.placement.residency)
@@ -96,8 +102,10 @@ def residency_check(md: ModelDeployment, p: Plan, regions: list[Region]) -> tupl
         return True, "no residency required"
     by_name = {r.name: r for r in regions}
     bad = [
-        t.region for t in p.targets if not required <= set(by_name[t.region].spec.jurisdictions) if t.region in by_name
-    ] + [t.region for t in p.targets if t.region not in by_name]
+        t.region
+        for t in p.targets
+        if t.region not in by_name or not required <= set(by_name[t.region].spec.jurisdictions)
+    ]
     if bad:
         return False, f"regions {', '.join(bad)} lack required jurisdictions {sorted(required)}"
     return True, f"every replica is placed in regions carrying {', '.join(sorted(required))}"
@@ -107,8 +115,6 @@ async def reconcile(
     kube: Kube,
     body: Mapping[str, Any],
     settings: Settings,
-    *,
-    status_extra: Mapping[str, Any] | None = None,
 ) -> Outcome:
     meta = body.get("metadata", {})
     log = get_logger("meridian.reconcile", namespace=meta.get("namespace"), name=meta.get("name"))
@@ -120,14 +126,18 @@ async def reconcile(
         return out
     ns, name = md.metadata.namespace, md.metadata.name
     if md.spec.paused:
-        await _write_status(kube, md, Plan(md.spec.replicas), observe([], []), [], (True, ""), out, status_extra)
+        await _write_status(kube, md, Plan(md.spec.replicas), observe([], []), [], (True, ""), out)
         return out
 
     selector = f"{MD_LABEL}={name}"
     regions = [Region.model_validate(r) for r in await kube.list(API_VERSION, "Region")]
-    deployments = [d for d in await kube.list("apps/v1", "Deployment", ns, selector) if _owned_by(d, md.metadata.uid)]
+    live: dict[tuple[str, str], dict[str, Any]] = {}
+    for api_version, kind in CHILD_KINDS:
+        for obj in await kube.list(api_version, kind, ns, selector):
+            if _owned_by(obj, md.metadata.uid):
+                live[_key(obj)] = obj
     pods = await kube.list("v1", "Pod", ns, selector)
-    obs = observe(deployments, pods)
+    obs = observe([o for o in live.values() if o["kind"] == "Deployment"], pods)
     p = plan(md.spec, regions, obs.for_planner(time.time(), _HELD.get(md.metadata.uid)), desired_total(md))
     if not p.stalled:
         _HELD[md.metadata.uid] = p.held
@@ -137,27 +147,19 @@ async def reconcile(
     spec_problems = [*p.problems, *runtime_spec_problems(md)]
     if spec_problems:
         out.problems = spec_problems
-        previous = {c.type: c for c in md.status.conditions}
-        stalled = previous.get("Stalled")
-        if stalled is None or stalled.status != "True" or stalled.reason != spec_problems[0].reason:
+        if newly_stalled(md, spec_problems[0].reason):
             for problem in spec_problems:
                 await events.post(kube, md, problem.reason, problem.message, warning=True)
         log.warning("stalled", reasons=[x.reason for x in spec_problems])
-        await _write_status(kube, md, p, obs, out.problems, residency, out, status_extra)
+        await _write_status(kube, md, p, obs, out.problems, residency, out)
         return out
     if not residency[0]:  # a planner bug must never reach the cluster
         out.problems = [Problem("ResidencyViolation", residency[1])]
         await events.post(kube, md, "ResidencyViolation", residency[1], warning=True)
-        await _write_status(kube, md, p, obs, out.problems, residency, out, status_extra)
+        await _write_status(kube, md, p, obs, out.problems, residency, out)
         return out
 
     desired = children(md, p, settings)
-    live: dict[tuple[str, str], dict[str, Any]] = {}
-    for api_version, kind in CHILD_KINDS:
-        for obj in await kube.list(api_version, kind, ns, selector):
-            if _owned_by(obj, md.metadata.uid):
-                live[_key(obj)] = obj
-
     for obj in desired:
         current = live.get(_key(obj))
         if current is not None and in_sync(obj, current):
@@ -197,12 +199,11 @@ async def reconcile(
         log.info("applied", applied=out.applied, pruned=out.pruned)
     failures = pod_problems(pods)
     if failures:
-        before = {c.type: c for c in md.status.conditions}.get("Stalled")
-        if before is None or before.status != "True" or before.reason != failures[0].reason:
+        if newly_stalled(md, failures[0].reason):
             await events.post(kube, md, failures[0].reason, failures[0].message, warning=True)
         log.warning("pods failing", reason=failures[0].reason, message=failures[0].message)
     out.problems = failures
-    await _write_status(kube, md, p, obs, failures, residency, out, status_extra)
+    await _write_status(kube, md, p, obs, failures, residency, out)
     return out
 
 
@@ -214,9 +215,8 @@ async def _write_status(
     problems: list[Problem],
     residency: tuple[bool, str],
     out: Outcome,
-    extra: Mapping[str, Any] | None,
 ) -> None:
-    status = build_status(md, p, obs, now=events.now_iso(), problems=problems, residency_ok=residency, extra=extra)
+    status = build_status(md, p, obs, now=events.now_iso(), problems=problems, residency_ok=residency)
     out.satisfied = all(
         c["status"] == "True" for c in status["conditions"] if c["type"] in ("Ready", "PlacementSatisfied")
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.placement.plan import Plan, Problem
+from meridian.reconcile.insync import in_sync
 from meridian.reconcile.observe import Observation
 from meridian.render.labels import selector_string
 from meridian.render.service import endpoints
@@ -119,7 +120,6 @@ def build_status(
     now: str,
     problems: Sequence[Problem] = (),
     residency_ok: tuple[bool, str] = (True, ""),
-    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     previous = [c.wire() for c in md.status.conditions]
     conds = _merge(_conditions(md, plan, obs, problems, residency_ok), previous, md.metadata.generation, now)
@@ -135,7 +135,7 @@ def build_status(
                 "reason": t.reason,
             }
         )
-    status: dict[str, Any] = {
+    return {
         "observedGeneration": md.metadata.generation,
         "conditions": conds,
         "modelName": md.model_name,
@@ -147,12 +147,8 @@ def build_status(
         "regions": regions,
         "endpoints": endpoints(md),
     }
-    status.update(extra or {})
-    return status
 
 
 def same_status(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
     """Equal apart from fields we did not set; decides whether a status write is needed."""
-    from meridian.reconcile.insync import in_sync
-
     return in_sync(dict(new), dict(old)) and len(new.get("conditions", [])) == len(old.get("conditions", []))
