@@ -14,13 +14,13 @@ from typing import Any
 
 import aiohttp
 
-from meridian import API_VERSION
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.autoscale import AutoscaleState, step
 from meridian.autoscale.sources import MetricSource, PodRef, source_for
 from meridian.reconcile import events
 from meridian.reconcile.kube import Kube
 from meridian.reconcile.metrics import SCALE_EVENTS
+from meridian.reconcile.observe import pod_ready
 from meridian.render.labels import MD_LABEL
 
 FIELD_MANAGER = "meridian-autoscaler"
@@ -43,8 +43,7 @@ def pod_refs(pods: list[dict[str, Any]]) -> list[PodRef]:
         meta, status = pod["metadata"], pod.get("status") or {}
         if meta.get("deletionTimestamp") or status.get("phase") in ("Failed", "Succeeded"):
             continue
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        out.append(PodRef(name=meta["name"], ip=status.get("podIP"), ready=ready, uid=meta.get("uid", "")))
+        out.append(PodRef(name=meta["name"], ip=status.get("podIP"), ready=pod_ready(pod), uid=meta.get("uid", "")))
     return out
 
 
@@ -92,15 +91,8 @@ async def autoscale_tick(kube: Kube, body: Mapping[str, Any], scalers: Autoscale
     status = rec.status(now, previous).wire()
     current = md.status.autoscaling.wire() if md.status.autoscaling else None
     if status != current:
-        await kube.apply(
-            {
-                "apiVersion": API_VERSION,
-                "kind": "ModelDeployment",
-                "metadata": {"name": md.metadata.name, "namespace": md.metadata.namespace},
-                "status": {"autoscaling": status},
-            },
-            subresource="status",
-            field_manager=FIELD_MANAGER,
+        await kube.apply_status(
+            "ModelDeployment", md.metadata.namespace, md.metadata.name, {"autoscaling": status}, FIELD_MANAGER
         )
     if not rec.scale_event:
         return False

@@ -130,6 +130,14 @@ class Kube:
             kind=obj["kind"] + (f"/{subresource}" if subresource else ""),
         )
 
+    async def apply_status(
+        self, kind: str, namespace: str, name: str, status: dict[str, Any], field_manager: str = FIELD_MANAGER
+    ) -> dict[str, Any]:
+        """Server-side apply of one of our own objects' status (ModelDeployment, Region)."""
+        meta = {"name": name, "namespace": namespace} if namespace else {"name": name}
+        obj = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": meta, "status": status}
+        return await self.apply(obj, subresource="status", field_manager=field_manager)
+
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         ns = obj["metadata"].get("namespace", "")
         return await self.request("POST", path(obj["apiVersion"], obj["kind"], ns), body=obj, kind=obj["kind"])

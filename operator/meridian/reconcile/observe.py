@@ -56,6 +56,11 @@ def timestamp(value: str | None) -> float | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
 def unschedulable_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     for cond in pod.get("status", {}).get("conditions", []) or []:
         scheduled = cond.get("type") == "PodScheduled" and cond.get("status") == "False"

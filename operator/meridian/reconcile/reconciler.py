@@ -223,14 +223,8 @@ async def _write_status(
     old = md.status.wire()
     if same_status(status, old):
         return
-    patch = {
-        "apiVersion": API_VERSION,
-        "kind": "ModelDeployment",
-        "metadata": {"name": md.metadata.name, "namespace": md.metadata.namespace},
-        "status": status,
-    }
     try:
-        await kube.apply(patch, subresource="status")
+        await kube.apply_status("ModelDeployment", md.metadata.namespace, md.metadata.name, status)
         out.status_written = True
     except ApiException as e:
         if e.status != 404:  # deleted while we worked: nothing to report on

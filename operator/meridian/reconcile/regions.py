@@ -25,10 +25,7 @@ async def refresh_regions(kube: Kube, reported_orphans: set[str]) -> int:
         current: dict[str, Any] = region.status.wire()
         if in_sync(status, current) and in_sync(current, status):
             continue
-        await kube.apply(
-            {"apiVersion": API_VERSION, "kind": "Region", "metadata": {"name": region.name}, "status": status},
-            subresource="status",
-        )
+        await kube.apply_status("Region", "", region.name, status)
         written += 1
     for label, count in sorted(orphan_region_labels(regions, nodes).items()):
         if label not in reported_orphans:

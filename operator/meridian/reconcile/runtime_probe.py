@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from meridian import API_VERSION
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.reconcile.kube import Kube
+from meridian.reconcile.observe import pod_ready
 from meridian.render.labels import MD_LABEL
 from meridian.runtime.launch import HTTP_PORT
 from meridian.runtime.probe import probe_model
@@ -19,8 +19,7 @@ def ready_pod_ips(pods: list[dict[str, Any]]) -> list[str]:
     out = []
     for pod in pods:
         status = pod.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        if ready and status.get("podIP") and not pod["metadata"].get("deletionTimestamp"):
+        if pod_ready(pod) and status.get("podIP") and not pod["metadata"].get("deletionTimestamp"):
             out.append(str(status["podIP"]))
     return sorted(out)
 
@@ -36,12 +35,8 @@ async def probe_runtime(kube: Kube, body: Mapping[str, Any]) -> bool:
         runtime = answer.wire()
         if md.status.runtime is not None and md.status.runtime.wire() == runtime:
             return False
-        patch = {
-            "apiVersion": API_VERSION,
-            "kind": "ModelDeployment",
-            "metadata": {"name": md.metadata.name, "namespace": md.metadata.namespace},
-            "status": {"runtime": runtime},
-        }
-        await kube.apply(patch, subresource="status", field_manager=FIELD_MANAGER)
+        await kube.apply_status(
+            "ModelDeployment", md.metadata.namespace, md.metadata.name, {"runtime": runtime}, FIELD_MANAGER
+        )
         return True
     return False
