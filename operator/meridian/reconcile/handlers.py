@@ -7,6 +7,7 @@ Regions requeue the owner, so status follows reality and drift is repaired.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -14,6 +15,7 @@ import kopf
 from meridian import GROUP, VERSION
 from meridian.config import Settings
 from meridian.log import get as get_logger
+from meridian.placement.plan import Hold
 from meridian.reconcile.autoscaler import Autoscalers, autoscale_tick
 from meridian.reconcile.kopfsettings import configure_kopf
 from meridian.reconcile.kube import Kube
@@ -44,10 +46,25 @@ class State:
         self.by_region: dict[str, set[tuple[str, str]]] = {}
         # which regions each model could use (None: any not excluded); a region's capacity matters to them
         self.candidates: dict[tuple[str, str], tuple[frozenset[str] | None, frozenset[str]]] = {}
+        # the planner's failover memory per model; losing it on restart costs one early retry
+        self.held: dict[tuple[str, str], Mapping[str, Hold]] = {}
         self.autoscalers = Autoscalers(prometheus_url=settings.prometheus_url)
 
     def lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
+
+    def forget(self, key: tuple[str, str]) -> None:
+        """A deleted model leaves nothing behind in the operator's memory."""
+        self.known.discard(key)
+        self.unsatisfied.discard(key)
+        for keys in self.by_region.values():
+            keys.discard(key)
+        self.candidates.pop(key, None)
+        self.held.pop(key, None)
+        self.autoscalers.forget(key)
+        lock = self.locks.get(key)
+        if lock is not None and not lock.locked():
+            del self.locks[key]
 
 
 def state(memo: kopf.Memo) -> State:
@@ -69,11 +86,13 @@ async def reconcile_now(st: State, body: Any) -> None:
     async with st.lock(key):
         with RECONCILE_SECONDS.time():
             try:
-                outcome = await reconcile(st.kube, body, st.settings)
+                outcome = await reconcile(st.kube, body, st.settings, st.held.get(key))
             except Exception:
                 RECONCILES.labels("error").inc()
                 raise
         RECONCILES.labels("ok").inc()
+    if outcome.held is not None:
+        st.held[key] = outcome.held
     if outcome.satisfied:
         st.unsatisfied.discard(key)
     else:
@@ -98,7 +117,7 @@ async def _later(st: State, key: tuple[str, str], delay: float) -> None:
     st.pending.pop(key, None)
     body = await st.kube.get(f"{GROUP}/{VERSION}", "ModelDeployment", *key)
     if body is None:
-        st.known.discard(key)
+        st.forget(key)
         return
     try:
         await reconcile_now(st, body)
@@ -167,7 +186,7 @@ async def modeldeployment_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) 
     meta = event["object"]["metadata"]
     key = (meta["namespace"], meta["name"])
     if event["type"] == "DELETED":
-        state(memo).known.discard(key)
+        state(memo).forget(key)
     else:
         state(memo).known.add(key)
 

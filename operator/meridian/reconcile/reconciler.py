@@ -32,9 +32,6 @@ from meridian.render.labels import MD_LABEL
 from meridian.runtime.failures import pod_failure
 from meridian.runtime.validate import spec_problems as runtime_spec_problems
 
-# the planner's failover memory per ModelDeployment uid; losing it on restart costs one early retry
-_HELD: dict[str, Mapping[str, Hold]] = {}
-
 CHILD_KINDS = (
     ("v1", "ConfigMap"),
     ("v1", "Service"),
@@ -53,6 +50,7 @@ class Outcome:
     problems: list[Problem] = field(default_factory=list)
     satisfied: bool = True
     regions: set[str] = field(default_factory=set)
+    held: Mapping[str, Hold] | None = None  # the planner's failover memory, for the next pass
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -115,6 +113,7 @@ async def reconcile(
     kube: Kube,
     body: Mapping[str, Any],
     settings: Settings,
+    held: Mapping[str, Hold] | None = None,
 ) -> Outcome:
     meta = body.get("metadata", {})
     log = get_logger("meridian.reconcile", namespace=meta.get("namespace"), name=meta.get("name"))
@@ -138,9 +137,9 @@ async def reconcile(
                 live[_key(obj)] = obj
     pods = await kube.list("v1", "Pod", ns, selector)
     obs = observe([o for o in live.values() if o["kind"] == "Deployment"], pods)
-    p = plan(md.spec, regions, obs.for_planner(time.time(), _HELD.get(md.metadata.uid)), desired_total(md))
+    p = plan(md.spec, regions, obs.for_planner(time.time(), held), desired_total(md))
     if not p.stalled:
-        _HELD[md.metadata.uid] = p.held
+        out.held = p.held
     out.regions = {t.region for t in p.targets} | set(obs.regions)
     residency = residency_check(md, p, regions)
 
