@@ -7,6 +7,7 @@ that silently skips the cluster tests would prove nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -94,8 +95,15 @@ def k8s(kubeconfig: Path) -> Iterator[client.ApiClient]:
 @pytest.fixture
 def namespace(k8s: client.ApiClient) -> Iterator[str]:
     """A fresh namespace for one test (its default ServiceAccount exists), deleted afterwards."""
-    core = client.CoreV1Api(k8s)
-    name = f"t-{uuid.uuid4().hex[:8]}"
+    with fresh_namespace(k8s, "t-") as name:
+        yield name
+
+
+@contextlib.contextmanager
+def fresh_namespace(api: client.ApiClient, prefix: str) -> Iterator[str]:
+    """Create `<prefix><random>`, wait for its default ServiceAccount (pods need it), delete it after."""
+    core = client.CoreV1Api(api)
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     deadline = time.monotonic() + 30
     while True:
@@ -106,9 +114,11 @@ def namespace(k8s: client.ApiClient) -> Iterator[str]:
             if e.status != 404 or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-    yield name
     try:
-        core.delete_namespace(name)
-    except ApiException as e:
-        if e.status != 404:
-            raise
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name)
+        except ApiException as e:
+            if e.status != 404:
+                raise

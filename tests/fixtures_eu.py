@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.fixtures_cluster import REPO, unavailable
+from tests.fixtures_cluster import REPO, fresh_namespace, unavailable
 from tests.fixtures_operator import Mdeps, OperatorProcess, start_operator, stop_operator
 
 from meridian.sim import binaries, cluster, controlplane
@@ -70,8 +70,5 @@ def eu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EuCluster]:
 
 @pytest.fixture
 def eu_mdeps(eu: EuCluster) -> Iterator[Mdeps]:
-    core = client.CoreV1Api(eu.api)
-    name = f"e2e-{os.urandom(4).hex()}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield Mdeps(eu.api, name)
-    core.delete_namespace(name)
+    with fresh_namespace(eu.api, "e2e-") as name:
+        yield Mdeps(eu.api, name)

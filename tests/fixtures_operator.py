@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
+from tests.fixtures_cluster import fresh_namespace
 
 GROUP, VERSION, PLURAL = "serving.meridian.dev", "v1alpha1", "modeldeployments"
 PRIVATE_PREFIX = "own-"
@@ -178,9 +178,5 @@ def mdeps(k8s: client.ApiClient, namespace: str, operator: OperatorProcess) -> M
 @pytest.fixture
 def private_namespace(k8s: client.ApiClient) -> Iterator[str]:
     """A fresh namespace the session operator does not watch, for a test that runs its own operator."""
-    core = client.CoreV1Api(k8s)
-    name = f"{PRIVATE_PREFIX}{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    wait_for("the default ServiceAccount", lambda: core.read_namespaced_service_account("default", name), 30)
-    yield name
-    core.delete_namespace(name)
+    with fresh_namespace(k8s, PRIVATE_PREFIX) as name:
+        yield name
