@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.render.labels import config_map_name, metadata
-from meridian.runtime.repository import model_repository
 
 
 def _key(path: str) -> str:
@@ -15,8 +15,8 @@ def _key(path: str) -> str:
     return path.replace("/", "__")
 
 
-def config_map(md: ModelDeployment) -> dict[str, Any]:
-    files = model_repository(md)
+def config_map(md: ModelDeployment, files: Mapping[str, str]) -> dict[str, Any]:
+    """`files` is runtime.repository.model_repository(md), generated once per reconcile by the caller."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -25,12 +25,11 @@ def config_map(md: ModelDeployment) -> dict[str, Any]:
     }
 
 
-def config_items(md: ModelDeployment) -> list[dict[str, str]]:
-    return [{"key": _key(p), "path": p} for p in sorted(model_repository(md))]
+def config_items(files: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"key": _key(p), "path": p} for p in sorted(files)]
 
 
-def config_hash(md: ModelDeployment) -> str:
+def config_hash(files: Mapping[str, str]) -> str:
     """Changes when the repository config changes, so pods restart to pick it up."""
-    files = model_repository(md)
     digest = hashlib.sha256("\0".join(f"{p}\0{c}" for p, c in sorted(files.items())).encode())
     return digest.hexdigest()[:16]

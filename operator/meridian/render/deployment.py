@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
@@ -12,6 +13,7 @@ from meridian.render.labels import REGION_LABEL, config_map_name, labels, metada
 from meridian.render.reach import node_affinity
 from meridian.runtime.fetch import init_containers
 from meridian.runtime.launch import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL_REPOSITORY, triton_command
+from meridian.runtime.repository import model_repository
 from meridian.runtime.storage import storage_volumes, triton_volume_mounts
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
@@ -41,7 +43,7 @@ def triton_image(md: ModelDeployment, settings: Settings) -> str:
     return md.spec.runtime.image or settings.images[md.spec.model.format]
 
 
-def _triton_container(md: ModelDeployment, settings: Settings) -> dict[str, Any]:
+def _triton_container(md: ModelDeployment, settings: Settings, files: Mapping[str, str]) -> dict[str, Any]:
     spec = md.spec
     gpus = spec.gpus_per_replica
     command, args = triton_command(md)
@@ -58,7 +60,7 @@ def _triton_container(md: ModelDeployment, settings: Settings) -> dict[str, Any]
                 "mountPath": f"{MODEL_REPOSITORY}/{item['path']}",
                 "subPath": item["key"],
             }
-            for item in config_items(md)
+            for item in config_items(files)
         ]
         + triton_volume_mounts(md)
     )
@@ -83,14 +85,18 @@ def _triton_container(md: ModelDeployment, settings: Settings) -> dict[str, Any]
     return container
 
 
-def deployment(md: ModelDeployment, target: RegionTarget, settings: Settings) -> dict[str, Any]:
+def deployment(
+    md: ModelDeployment, target: RegionTarget, settings: Settings, files: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """`files`: the model repository, when the caller already generated it for this reconcile."""
+    files = model_repository(md) if files is None else files
     spec = md.spec
     name = regional_name(md, target.region)
     pod_labels = labels(md, target.region)
     match = {**selector(md), REGION_LABEL: target.region}
     pod_spec: dict[str, Any] = {
         "initContainers": init_containers(md, settings.downloader_image, triton_image(md, settings)),
-        "containers": [_triton_container(md, settings)],
+        "containers": [_triton_container(md, settings, files)],
         "tolerations": [{"key": spec.resources.gpu.resource_name, "operator": "Exists", "effect": "NoSchedule"}],
         "volumes": [
             {"name": "model-repository", "emptyDir": {}},
@@ -132,7 +138,7 @@ def deployment(md: ModelDeployment, target: RegionTarget, settings: Settings) ->
                 },
             },
             "template": {
-                "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(md)}},
+                "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(files)}},
                 "spec": pod_spec,
             },
         },
