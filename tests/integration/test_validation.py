@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -99,3 +100,50 @@ def test_valid_spec_is_accepted_and_defaulted(k8s: client.ApiClient, namespace: 
     assert created["spec"]["placement"]["failover"]["unschedulableSeconds"] == 120
     assert created["spec"]["autoscaling"]["scaleDownStabilizationSeconds"] == 300
     assert created["spec"]["resources"]["gpu"]["resourceName"] == "nvidia.com/gpu"
+
+
+# -- Region ---------------------------------------------------------------------------------------------
+
+
+def _create_region(k8s: client.ApiClient, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = f"v-{uuid.uuid4().hex[:8]}"
+    body = {"apiVersion": "serving.meridian.dev/v1alpha1", "kind": "Region", "metadata": {"name": name}, "spec": spec}
+    return name, client.CustomObjectsApi(k8s).create_cluster_custom_object(
+        "serving.meridian.dev", "v1alpha1", "regions", body
+    )
+
+
+def _delete_region(k8s: client.ApiClient, name: str) -> None:
+    client.CustomObjectsApi(k8s).delete_cluster_custom_object("serving.meridian.dev", "v1alpha1", "regions", name)
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [{}, {"": "gra"}, {"node-restriction.kubernetes.io/region": ""}],
+    ids=["empty", "empty key", "empty value"],
+)
+def test_region_with_empty_node_selector_is_rejected(k8s: client.ApiClient, selector: dict[str, str]) -> None:
+    try:
+        name, _ = _create_region(k8s, {"country": "FR", "nodeSelector": selector})
+    except ApiException as e:
+        err = e
+    else:
+        _delete_region(k8s, name)
+        pytest.fail(f"the API server accepted nodeSelector {selector}")
+    assert err.status == 422
+    text = json.loads(err.body)["message"]
+    # the API server points at the field itself, then gives the rule's message
+    assert "spec.nodeSelector: Invalid value" in text and "must name at least one label" in text, text
+
+
+def test_region_without_node_selector_is_accepted(k8s: client.ApiClient) -> None:
+    name, created = _create_region(k8s, {"country": "FR", "jurisdictions": ["EU"]})
+    try:
+        assert "nodeSelector" not in created["spec"]  # absent stays absent: the default is the operator's
+    finally:
+        _delete_region(k8s, name)
+    name, created = _create_region(
+        k8s, {"country": "FR", "nodeSelector": {"node-restriction.kubernetes.io/region": "x"}}
+    )
+    _delete_region(k8s, name)
+    assert created["spec"]["nodeSelector"] == {"node-restriction.kubernetes.io/region": "x"}

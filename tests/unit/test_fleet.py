@@ -92,6 +92,7 @@ def test_gpu_node_labels_capacity_and_taint() -> None:
     labels = gpu["metadata"]["labels"]
     assert labels["type"] == "kwok"
     assert labels["topology.kubernetes.io/region"] == "gra"
+    assert labels["node-restriction.kubernetes.io/region"] == "gra"  # the one Regions select by
     assert labels["topology.kubernetes.io/zone"] == "gra-b"
     assert labels["kubernetes.io/hostname"] == "gra-b-h100-0"
     assert labels["kubernetes.io/os"] == "linux"
@@ -137,7 +138,7 @@ def test_region_manifests() -> None:
             "displayName": "gra",
             "country": "FR",
             "jurisdictions": ["EU", "EEA", "FR"],
-            "nodeSelector": {"topology.kubernetes.io/region": "gra"},
+            "nodeSelector": {"node-restriction.kubernetes.io/region": "gra"},
             "cordoned": False,
         },
     }

@@ -9,16 +9,15 @@ from tests.fixtures_cluster import TEST_FLEET
 
 from meridian.api.region import Region
 from meridian.placement.fleet import regions_from_fleet
-from meridian.placement.inventory import orphan_region_labels, region_status, requested_by_node
+from meridian.placement.inventory import claims_of, orphan_region_labels, region_status, requested_by_node
 from meridian.sim.fleet import load_fleet, node_manifests
 
 pytestmark = pytest.mark.unit
 
 
 def region(name: str, selector: dict[str, str] | None = None) -> Region:
-    return Region.model_validate(
-        {"metadata": {"name": name}, "spec": {"country": "FR", "nodeSelector": selector or {}}}
-    )
+    spec: dict[str, Any] = {"country": "FR"} | ({"nodeSelector": selector} if selector is not None else {})
+    return Region.model_validate({"metadata": {"name": name}, "spec": spec})
 
 
 def ready(node: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +63,7 @@ def test_cordoned_or_not_ready_nodes_are_not_allocatable() -> None:
 
 
 def test_custom_node_selector_and_orphan_labels() -> None:
-    regions = [region("paris", {"topology.kubernetes.io/region": "gra"}), region("rbx")]
+    regions = [region("paris", {"node-restriction.kubernetes.io/region": "gra"}), region("rbx")]
     assert region_status(regions[0], NODES, {}).nodes == 5
     # lim and eri nodes carry a region label no Region selects: reported, never used
     assert orphan_region_labels(regions, NODES) == {"lim": 2, "eri": 2}
@@ -74,3 +73,61 @@ def test_fleet_regions_carry_the_same_capacity_the_planner_uses() -> None:
     regions = {r.name: r for r in regions_from_fleet(load_fleet(TEST_FLEET))}
     assert regions["gra"].status.total_gpus == 32
     assert regions["eri"].spec.jurisdictions == ["UK"]
+
+
+def test_default_selector_is_the_label_a_kubelet_cannot_set() -> None:
+    assert region("gra").node_selector == {"node-restriction.kubernetes.io/region": "gra"}
+    # an empty selector stored before the API server rejected it keeps its old meaning: the default
+    assert region("gra", {}).node_selector == {"node-restriction.kubernetes.io/region": "gra"}
+    status = region_status(region("gra"), NODES, {})
+    assert status.nodes == 5
+    protected = {c.type: c for c in status.conditions}["SelectorProtected"]
+    assert (protected.status, protected.reason) == ("True", "ProtectedLabel")
+    assert "node-restriction.kubernetes.io/region" in protected.message
+
+
+def test_a_node_selected_by_two_regions_makes_both_not_ready() -> None:
+    # "paris" selects every gra node by zone and pool; gra selects them by the default label
+    h100 = next(n for n in NODES if n["metadata"]["labels"].get("nvidia.com/gpu.product") == "H100-80GB-HBM3")
+    paris = region("paris", {"sim.meridian.dev/pool": h100["metadata"]["labels"]["sim.meridian.dev/pool"]})
+    regions = [region("gra"), paris, region("rbx")]
+    claims = claims_of(regions, NODES)
+    first = min(n["metadata"]["name"] for n in NODES if paris.node_selector.items() <= n["metadata"]["labels"].items())
+
+    for me, other in (("gra", "paris"), ("paris", "gra")):
+        mine = next(r for r in regions if r.name == me)
+        status = region_status(mine, NODES, {}, claims)
+        ready = {c.type: c for c in status.conditions}["Ready"]
+        assert (ready.status, ready.reason) == ("False", "NodeClaimedByTwoRegions")
+        assert f"node {first} " in ready.message
+        assert f"Region {other}" in ready.message and f"Region {me}" in ready.message
+        assert status.ready_nodes > 0  # the nodes are fine; the Region is not
+
+    # a Region that shares nothing is unaffected, and so is any Region when claims are not given
+    assert {c.type: c for c in region_status(regions[2], NODES, {}, claims).conditions}["Ready"].status == "True"
+    assert region_status(regions[0], NODES, {}).conditions[0].reason == "NodesReady"
+
+
+def test_a_selector_of_kubelet_settable_labels_is_not_protected() -> None:
+    gra = region("gra", {"topology.kubernetes.io/region": "gra", "kubernetes.io/os": "linux"})
+    status = region_status(gra, NODES, {})
+    assert status.nodes == 5  # still counted: the condition warns, it does not hide capacity
+    cond = {c.type: c for c in status.conditions}["SelectorProtected"]
+    assert (cond.status, cond.reason) == ("False", "KubeletSettableLabels")
+    assert "kubernetes.io/os, topology.kubernetes.io/region" in cond.message
+    assert "node-restriction.kubernetes.io/region=gra" in cond.message
+
+    # one protected label is enough: no kubelet can satisfy the whole selector by itself
+    mixed = region("gra", {"topology.kubernetes.io/region": "gra", "node-restriction.kubernetes.io/region": "gra"})
+    cond = {c.type: c for c in region_status(mixed, NODES, {}).conditions}["SelectorProtected"]
+    assert (cond.status, cond.reason) == ("True", "ProtectedLabel")
+    assert cond.message.startswith("nodeSelector uses node-restriction.kubernetes.io/region,")
+
+
+def test_orphan_labels_are_read_from_the_protected_region_label() -> None:
+    nodes = [
+        {"metadata": {"name": "a", "labels": {"topology.kubernetes.io/region": "x"}}},
+        {"metadata": {"name": "b", "labels": {"node-restriction.kubernetes.io/region": "y"}}},
+        {"metadata": {"name": "c", "labels": {"node-restriction.kubernetes.io/region": "gra"}}},
+    ]
+    assert orphan_region_labels([region("gra")], nodes) == {"y": 1}

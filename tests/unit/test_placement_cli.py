@@ -126,7 +126,7 @@ def test_fleet_becomes_regions_with_capacity() -> None:
     regions = {r.name: r for r in regions_from_fleet(load_fleet(EU_FLEET))}
     gra = regions["gra"]
     assert gra.spec.jurisdictions == ["EU", "EEA", "FR"]
-    assert gra.node_selector == {"topology.kubernetes.io/region": "gra"}
+    assert gra.node_selector == {"node-restriction.kubernetes.io/region": "gra"}
     assert gra.status.nodes == 19
     assert {(g.product, g.capacity, g.allocatable, g.requested) for g in gra.status.gpus} == {
         ("A100-SXM4-80GB", 32, 32, 0),

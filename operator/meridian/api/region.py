@@ -6,9 +6,12 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from meridian.api.base import ApiModel, Condition, ObjectMeta
+from meridian.api.base import ApiModel, Condition, ObjectMeta, cel
 
-REGION_LABEL = "topology.kubernetes.io/region"
+# The node label a Region selects by unless it says otherwise. Under the NodeRestriction admission plugin a
+# kubelet cannot set node-restriction.kubernetes.io/* labels on its own Node (it can set
+# topology.kubernetes.io/region), so only an administrator decides which Region a node belongs to.
+NODE_REGION_LABEL = "node-restriction.kubernetes.io/region"
 
 
 class RegionSpec(ApiModel):
@@ -22,14 +25,37 @@ class RegionSpec(ApiModel):
         description="Jurisdiction tags this region satisfies, e.g. [EU, EEA, FR].",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict,
-        description="Labels of this region's nodes. Empty means topology.kubernetes.io/region=<name>.",
+    node_selector: dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "Node labels that place a node in this region: a node belongs to it when it carries all of them. "
+            f"Absent means {NODE_REGION_LABEL}=<metadata.name>, a label an administrator sets "
+            f"(kubectl label node <node> {NODE_REGION_LABEL}=<name>) and that the NodeRestriction admission "
+            "plugin stops a kubelet from setting on its own Node, unlike topology.kubernetes.io/region. "
+            "When given, it names at least one label, with non-empty keys and values. A node selected by "
+            "two Regions makes both Ready=False."
+        ),
+        json_schema_extra={
+            "maxProperties": 16,
+            "additionalProperties": {"type": "string", "maxLength": 63},
+            "x-kubernetes-validations": [
+                cel(
+                    "size(self) > 0 && self.all(k, size(k) > 0 && size(self[k]) > 0)",
+                    "spec.nodeSelector must name at least one label, with non-empty keys and values; "
+                    f"omit it to select by {NODE_REGION_LABEL}=<metadata.name>",
+                )
+            ],
+        },
     )
     cordoned: bool = Field(default=False, description="No new replicas here; existing ones are moved away.")
 
     def selector_for(self, name: str) -> dict[str, str]:
-        return dict(self.node_selector) or {REGION_LABEL: name}
+        """The effective selector: spec.nodeSelector, or the default label when it is absent.
+
+        The API server rejects an empty nodeSelector; one stored before that rule existed keeps its old
+        meaning, the default, and never selects every node.
+        """
+        return dict(self.node_selector) if self.node_selector else {NODE_REGION_LABEL: name}
 
 
 class GpuPool(ApiModel):
@@ -52,7 +78,10 @@ class RegionObservedStatus(ApiModel):
     free_gpus: int = Field(default=0, description="Allocatable GPUs not requested by any pod.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready when the region has schedulable nodes.",
+        description=(
+            "Ready: the region has Ready, schedulable nodes and none of them is selected by another Region. "
+            "SelectorProtected: the nodeSelector uses a label a kubelet cannot set on its own Node."
+        ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
 

@@ -1,7 +1,9 @@
 """Region capacity from the nodes that match each Region's nodeSelector (pure).
 
 What the planner knows about free GPUs comes only from here: allocatable GPUs of Ready, schedulable
-nodes, minus what scheduled, unfinished pods request.
+nodes, minus what scheduled, unfinished pods request. The conditions say whether the Region can be
+trusted at all: Ready is False while another Region selects one of its nodes, and SelectorProtected
+is False while its selector uses only labels a kubelet can set on its own Node.
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from meridian.api.base import Condition
-from meridian.api.region import REGION_LABEL, GpuPool, Region, RegionObservedStatus
+from meridian.api.region import NODE_REGION_LABEL, GpuPool, Region, RegionObservedStatus
+from meridian.placement.claims import NodeClaims, node_claims, protected, settable_keys
 
 GPU_RESOURCE = "nvidia.com/gpu"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
 MEMORY_LABEL = "nvidia.com/gpu.memory"
+
+READY = "Ready"
+SELECTOR_PROTECTED = "SelectorProtected"
+NODE_CLAIMED_BY_TWO_REGIONS = "NodeClaimedByTwoRegions"
+KUBELET_SETTABLE_LABELS = "KubeletSettableLabels"
+PROTECTED_LABEL = "ProtectedLabel"
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
@@ -61,9 +70,67 @@ def requested_by_node(pods: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return dict(out)
 
 
+def claims_of(regions: Sequence[Region], nodes: Iterable[Mapping[str, Any]]) -> NodeClaims:
+    """Which Regions select each of these Node objects."""
+    return node_claims(regions, ((n["metadata"]["name"], _labels(n)) for n in nodes))
+
+
+def ready_condition(region: str, ready: int, total: int, claims: NodeClaims | None) -> Condition:
+    """Ready: schedulable nodes, and none of this Region's nodes selected by another Region."""
+    shared = claims.shared_with(region) if claims is not None else {}
+    if shared:
+        node = min(shared)
+        others = sorted({o for rs in shared.values() for o in rs})
+        more = ""
+        if len(shared) > 1 or len(others) > 1:
+            more = f" ({len(shared)} of its nodes are shared, with Region{'s' * (len(others) > 1)} {', '.join(others)})"
+        return Condition(
+            type=READY,
+            status="False",
+            reason=NODE_CLAIMED_BY_TWO_REGIONS,
+            message=(
+                f"node {node} is selected by both Region {region} and Region {shared[node][0]}{more}; "
+                "Regions sharing a node get no new replicas until each node is selected by one Region only"
+            ),
+        )
+    return Condition(
+        type=READY,
+        status="True" if ready else "False",
+        reason="NodesReady" if ready else "NoSchedulableNodes",
+        message=f"{ready} of {total} nodes Ready and schedulable",
+    )
+
+
+def selector_condition(region: Region) -> Condition:
+    """SelectorProtected: can a kubelet place its node in this Region by labelling itself?"""
+    selector = region.node_selector
+    if protected(selector):
+        keys = sorted(k for k in selector if k not in settable_keys(selector))
+        return Condition(
+            type=SELECTOR_PROTECTED,
+            status="True",
+            reason=PROTECTED_LABEL,
+            message=f"nodeSelector uses {', '.join(keys)}, which a kubelet cannot set on its own Node",
+        )
+    return Condition(
+        type=SELECTOR_PROTECTED,
+        status="False",
+        reason=KUBELET_SETTABLE_LABELS,
+        message=(
+            f"nodeSelector uses only labels a kubelet can set on its own Node ({', '.join(sorted(selector))}), "
+            f"so any node can join this Region by relabelling itself; label the nodes with "
+            f"{NODE_REGION_LABEL}={region.name} and select by {NODE_REGION_LABEL} instead"
+        ),
+    )
+
+
 def region_status(
-    region: Region, nodes: Sequence[Mapping[str, Any]], requested: Mapping[str, int]
+    region: Region,
+    nodes: Sequence[Mapping[str, Any]],
+    requested: Mapping[str, int],
+    claims: NodeClaims | None = None,
 ) -> RegionObservedStatus:
+    """Capacity and conditions of one Region; `claims` (from claims_of, over every Region) finds shared nodes."""
     mine = [n for n in nodes if matches(n, region.node_selector)]
     pools: dict[str, GpuPool] = {}
     ready = 0
@@ -83,22 +150,18 @@ def region_status(
     gpus = [pools[p] for p in sorted(pools)]
     total = sum(p.allocatable for p in gpus)
     free = sum(max(p.allocatable - p.requested, 0) for p in gpus)
-    cond = Condition(
-        type="Ready",
-        status="True" if ready else "False",
-        reason="NodesReady" if ready else "NoSchedulableNodes",
-        message=f"{ready} of {len(mine)} nodes Ready and schedulable",
-    )
+    conditions = [ready_condition(region.name, ready, len(mine), claims), selector_condition(region)]
     return RegionObservedStatus(
-        nodes=len(mine), readyNodes=ready, gpus=gpus, totalGpus=total, freeGpus=free, conditions=[cond]
+        nodes=len(mine), readyNodes=ready, gpus=gpus, totalGpus=total, freeGpus=free, conditions=conditions
     )
 
 
 def orphan_region_labels(regions: Sequence[Region], nodes: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Nodes carrying a region label that no Region selects: reported, never used for resident models."""
+    """Nodes carrying the region label (node-restriction.kubernetes.io/region) that no Region selects:
+    reported, never used for resident models."""
     out: dict[str, int] = defaultdict(int)
     for node in nodes:
-        label = _labels(node).get(REGION_LABEL)
+        label = _labels(node).get(NODE_REGION_LABEL)
         if label and not any(matches(node, r.node_selector) for r in regions):
             out[label] += 1
     return dict(out)

@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
 from meridian import GROUP, VERSION, log
+from meridian.api.region import NODE_REGION_LABEL
 from meridian.sim import fleet as fleetmod
 from meridian.sim import kwok
 
@@ -344,7 +345,11 @@ def pod_gpu_request(pod: k8s.V1Pod) -> int:
 
 
 def region_table(api: k8s.ApiClient) -> list[RegionRow]:
-    """Per region and GPU product: nodes, Ready nodes, GPU capacity, GPUs requested by running pods, free."""
+    """Per region and GPU product: nodes, Ready nodes, GPU capacity, GPUs requested by running pods, free.
+
+    A node's region is its node-restriction.kubernetes.io/region label, the one Regions select by (the
+    fleet's nodes also carry topology.kubernetes.io/region, which a kubelet could set on itself).
+    """
     core = k8s.CoreV1Api(api)
     nodes = core.list_node().items
     pods = core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed").items
@@ -357,7 +362,7 @@ def region_table(api: k8s.ApiClient) -> list[RegionRow]:
     for n in nodes:
         labels = (n.metadata.labels if n.metadata else None) or {}
         name = (n.metadata.name if n.metadata else None) or ""
-        region = labels.get(fleetmod.REGION_LABEL, "-")
+        region = labels.get(NODE_REGION_LABEL, "-")
         product = labels.get(fleetmod.GPU_PRODUCT_LABEL, "-")
         row = rows.setdefault((region, product), RegionRow(region=region, gpu_product=product))
         row.nodes += 1

@@ -16,8 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from meridian import API_VERSION
+from meridian.api.region import NODE_REGION_LABEL
 from meridian.sim import kwok
 
+# Nodes carry both region labels: topology.kubernetes.io/region because clusters and tools expect it
+# (a kubelet may set it on itself, so nothing trusts it), NODE_REGION_LABEL because Regions select by it.
 REGION_LABEL = "topology.kubernetes.io/region"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -72,7 +75,12 @@ DEFAULT_GPU_TAINT = Taint(key=GPU_RESOURCE, value="present", effect="NoSchedule"
 class RegionSpec(_Model):
     """A datacenter: where it is, which jurisdictions it satisfies, and its availability zones."""
 
-    name: str = Field(description="Region name; the topology.kubernetes.io/region label of its nodes.")
+    name: str = Field(
+        description=(
+            "Region name; its nodes get node-restriction.kubernetes.io/region=<name>, which the Region selects, "
+            "and topology.kubernetes.io/region=<name>."
+        )
+    )
     display_name: str = Field(default="", description="Human-readable name, e.g. Gravelines.")
     country: str = Field(description="ISO 3166-1 alpha-2 country code, e.g. FR.")
     jurisdictions: list[str] = Field(default_factory=list, description="Tags such as EU, EEA, FR.")
@@ -248,6 +256,7 @@ def node_manifests(fleet: Fleet) -> list[dict[str, Any]]:
             labels: dict[str, str] = {
                 kwok.NODE_TYPE_LABEL: kwok.NODE_TYPE_VALUE,
                 REGION_LABEL: pool.region,
+                NODE_REGION_LABEL: pool.region,
                 ZONE_LABEL: pool.zone,
                 HOSTNAME_LABEL: name,
                 OS_LABEL: "linux",
@@ -302,7 +311,7 @@ def region_manifests(fleet: Fleet) -> list[dict[str, Any]]:
                 "displayName": r.display_name or r.name,
                 "country": r.country,
                 "jurisdictions": list(r.jurisdictions),
-                "nodeSelector": {REGION_LABEL: r.name},
+                "nodeSelector": {NODE_REGION_LABEL: r.name},
                 "cordoned": False,
             },
         }

@@ -1,0 +1,105 @@
+"""refresh_regions: Region status is written only when it changes, and a Region that turns untrustworthy
+gets one Warning Event, not one per refresh."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, cast
+
+import pytest
+
+from meridian.reconcile.kube import Kube
+from meridian.reconcile.regions import refresh_regions
+
+pytestmark = pytest.mark.unit
+
+
+class FakeKube:
+    """The three calls refresh_regions makes, over in-memory Regions, Nodes and Events."""
+
+    def __init__(self, regions: dict[str, dict[str, Any]], nodes: list[dict[str, Any]]) -> None:
+        self.regions = regions
+        self.nodes = nodes
+        self.events: list[dict[str, Any]] = []
+        self.status_writes = 0
+
+    async def list(self, api_version: str, kind: str, namespace: str = "", label_selector: str = "") -> Any:
+        if kind == "Region":
+            return [copy.deepcopy(r) for r in self.regions.values()]
+        return copy.deepcopy(self.nodes) if kind == "Node" else []
+
+    async def apply_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        self.status_writes += 1
+        self.regions[name]["status"] = copy.deepcopy(status)
+        return self.regions[name]
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.events.append(obj)
+        return obj
+
+
+def region(name: str, selector: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"country": "FR"} | ({"nodeSelector": selector} if selector else {})
+    return {"metadata": {"name": name, "uid": f"uid-{name}"}, "spec": spec}
+
+
+def node(name: str, **labels: str) -> dict[str, Any]:
+    ready = {"conditions": [{"type": "Ready", "status": "True"}]}
+    return {"metadata": {"name": name, "labels": labels}, "status": ready}
+
+
+def reasons(kube: FakeKube) -> list[tuple[str, str, str]]:
+    return sorted((e["involvedObject"]["name"], e["reason"], e["type"]) for e in kube.events)
+
+
+async def test_a_shared_node_warns_both_regions_once() -> None:
+    nodes = [node("n1", **{"node-restriction.kubernetes.io/region": "gra", "pool": "h100"}), node("n2", pool="h100")]
+    kube = FakeKube({"gra": region("gra"), "h100": region("h100", {"pool": "h100"})}, nodes)
+
+    assert await refresh_regions(cast(Kube, kube), set()) == 2
+    assert reasons(kube) == [
+        ("gra", "NodeClaimedByTwoRegions", "Warning"),
+        ("h100", "KubeletSettableLabels", "Warning"),  # pool is a label any kubelet may set
+        ("h100", "NodeClaimedByTwoRegions", "Warning"),
+    ]
+    gra = next(e for e in kube.events if e["involvedObject"]["name"] == "gra")
+    assert gra["involvedObject"] == {
+        "apiVersion": "serving.meridian.dev/v1alpha1",
+        "kind": "Region",
+        "name": "gra",
+        "uid": "uid-gra",
+    }
+    assert "node n1 " in gra["message"] and "Region h100" in gra["message"]
+    ready = {c["type"]: c for c in kube.regions["gra"]["status"]["conditions"]}["Ready"]
+    assert ready["reason"] == "NodeClaimedByTwoRegions" and ready["lastTransitionTime"]
+
+    # nothing changed: nothing written, nothing posted again
+    assert await refresh_regions(cast(Kube, kube), set()) == 0
+    assert len(kube.events) == 3
+
+    # the overlap is fixed: Ready again, kept timestamps where nothing flipped, still no new Event
+    kube.regions["h100"]["spec"]["nodeSelector"] = {"pool": "h100", "node-restriction.kubernetes.io/region": "h100"}
+    assert await refresh_regions(cast(Kube, kube), set()) == 2
+    assert len(kube.events) == 3
+    conds = {c["type"]: c for c in kube.regions["gra"]["status"]["conditions"]}
+    assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("True", "NodesReady")
+    assert conds["SelectorProtected"]["status"] == "True"
+
+    # and when it comes back, it is news again
+    kube.regions["h100"]["spec"]["nodeSelector"] = {"pool": "h100"}
+    await refresh_regions(cast(Kube, kube), set())
+    assert [e["reason"] for e in kube.events[3:]].count("NodeClaimedByTwoRegions") == 2
+
+
+async def test_a_lost_event_does_not_stop_the_status_write() -> None:
+    class NoEvents(FakeKube):
+        async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+            raise RuntimeError("events quota exceeded")
+
+    kube = NoEvents({"x": region("x", {"topology.kubernetes.io/region": "x"})}, [])
+    assert await refresh_regions(cast(Kube, kube), set()) == 1
+    conds = {c["type"]: c for c in kube.regions["x"]["status"]["conditions"]}
+    assert (conds["SelectorProtected"]["status"], conds["SelectorProtected"]["reason"]) == (
+        "False",
+        "KubeletSettableLabels",
+    )
