@@ -25,6 +25,7 @@ class EuCluster:
     api: client.ApiClient
     fleet: fleetmod.Fleet
     operator: OperatorProcess
+    control_plane: controlplane.ControlPlane
 
     def node_manifests(self, region: str, product: str | None = None) -> list[dict[str, Any]]:
         out = []
@@ -60,7 +61,7 @@ def eu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EuCluster]:
         operator = start_operator(
             kubeconfig, workdir / "operator.log", {"MERIDIAN_LOG_LEVEL": os.environ.get("LOG", "INFO")}
         )
-        yield EuCluster(kubeconfig, api, fleet, operator)
+        yield EuCluster(kubeconfig, api, fleet, operator, cp)
     finally:
         if operator is not None:
             stop_operator(operator)

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", description="json or console.")
     log_level: str = Field(default="INFO", description="Log level.")
     autoscale_interval_seconds: float = Field(default=15.0, description="Autoscaling evaluation period.")
+    max_concurrent_reconciles: int = Field(
+        default=8, description="Reconciles running at once; the rest wait their turn.", ge=1
+    )
     peering: str = Field(default="", description="kopf peering name for HA; empty runs standalone.")
     peering_priority: int = Field(
         default=0, description="kopf peering priority (highest is active); 0 picks a random one per process."

@@ -23,6 +23,7 @@ from tests.fixtures_operator import Mdeps, wait_for
 from tests.fixtures_triton import PodBackerFactory
 from tests.load import Load
 
+from meridian.render.names import regional_name
 from meridian.runtime.layout import VERSION
 from meridian.sim.triton import doubling_model, write_repository
 
@@ -209,7 +210,9 @@ def test_replicas_follow_real_triton_load_up_and_back_down(
     assert at_peak["desiredReplicas"] > 1, trace
     assert len(served) > 1 and all(n > 0 for n in served.values()), f"the new replicas served too: {served}"
     deployments = mdeps.deployments(NAME)
-    assert list(deployments) == [f"{NAME}-gra"] and deployments[f"{NAME}-gra"].spec.replicas > 1
+    assert (
+        list(deployments) == [regional_name(NAME, "gra")] and deployments[regional_name(NAME, "gra")].spec.replicas > 1
+    )
     ups = [e.message for e in mdeps.events(NAME) if e.reason == "ScaledUp"]
     assert any(m.startswith("1 → ") and "queueComputeRatio" in m for m in ups), ups
 
@@ -224,7 +227,9 @@ def test_replicas_follow_real_triton_load_up_and_back_down(
     wait_for("one pod, one server", lambda: len(live_pods(mdeps)) == 1 and len(backer.addresses()) == 1, timeout=60)
     downs = [e for e in mdeps.events(NAME) if e.reason == "ScaledDown"]
     assert any(" → 1 replicas: queueComputeRatio = 0 " in e.message for e in downs), [e.message for e in downs]
-    wait_for("the Deployment back at 1", lambda: mdeps.deployments(NAME)[f"{NAME}-gra"].spec.replicas == 1, 30)
+    wait_for(
+        "the Deployment back at 1", lambda: mdeps.deployments(NAME)[regional_name(NAME, "gra")].spec.replicas == 1, 30
+    )
 
     # The operator never wrote the spec: GitOps sees no drift.
     final = mdeps.get(NAME)

@@ -15,6 +15,7 @@ from kubernetes import client
 from tests.fixtures_eu import EuCluster
 from tests.fixtures_operator import Mdeps, wait_for
 
+from meridian.render.names import regional_name
 from meridian.sim import cluster
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,7 @@ def test_eu_resident_model_never_lands_outside_the_eu(eu_mdeps: Mdeps) -> None:
     where = pod_regions(eu_mdeps, "llm")
     assert sum(where.values()) == 12
     assert set(where) <= EU, where
-    assert not {"llm-eri", "llm-bhs"} & set(eu_mdeps.deployments("llm"))
+    assert not {regional_name("llm", "eri"), regional_name("llm", "bhs")} & set(eu_mdeps.deployments("llm"))
     assert eu_mdeps.condition("llm", "ResidencyCompliant")["status"] == "True"  # type: ignore[index]
 
 
@@ -100,7 +101,7 @@ def test_failover_when_a_region_loses_its_nodes_and_return(eu: EuCluster, eu_mde
         core.delete_node(node["metadata"]["name"])
     wait_for(
         "replicas Ready in sbg",
-        lambda: pod_regions(eu_mdeps, "llm") == Counter({"sbg": 2}) and _ready(eu_mdeps, "llm-sbg") == 2,
+        lambda: pod_regions(eu_mdeps, "llm") == Counter({"sbg": 2}) and _ready(eu_mdeps, "llm", "sbg") == 2,
         timeout=unschedulable_seconds + 30,
     )
     failover_seconds = time.monotonic() - t0
@@ -112,13 +113,13 @@ def test_failover_when_a_region_loses_its_nodes_and_return(eu: EuCluster, eu_mde
     cluster.apply_nodes(eu.api, lost)
     wait_for(
         "replicas back in lim",
-        lambda: pod_regions(eu_mdeps, "llm") == Counter({"lim": 2}) and _ready(eu_mdeps, "llm-lim") == 2,
+        lambda: pod_regions(eu_mdeps, "llm") == Counter({"lim": 2}) and _ready(eu_mdeps, "llm", "lim") == 2,
         timeout=180,
     )
     eu_mdeps.wait_condition("llm", "PlacementSatisfied", timeout=60)
     print(f"failover seconds: {failover_seconds:.1f}")
 
 
-def _ready(m: Mdeps, deployment: str) -> int:
-    d = m.deployments(deployment.rsplit("-", 1)[0]).get(deployment)
+def _ready(m: Mdeps, name: str, region: str) -> int:
+    d = m.deployments(name).get(regional_name(name, region))
     return int(d.status.ready_replicas or 0) if d is not None else 0

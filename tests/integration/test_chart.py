@@ -52,6 +52,7 @@ from tests.fixtures_operator import (
     wait_for,
 )
 
+from meridian.render.names import regional_name
 from meridian.sim import binaries, cluster
 
 pytestmark = pytest.mark.integration
@@ -133,6 +134,7 @@ NAMESPACED_RULES = {
     *{(group, res, verb, "") for group, res in CHILDREN for verb in ("list", "watch", "create", "patch", "delete")},
     ("", "pods", "list", ""),
     ("", "pods", "watch", ""),
+    ("", "pods", "delete", ""),
     ("", "events", "create", ""),
 }
 CLUSTER_RULES = {
@@ -141,6 +143,7 @@ CLUSTER_RULES = {
     ("serving.meridian.dev", "regions/status", "patch", ""),
     ("", "nodes", "list", ""),
     ("", "nodes", "watch", ""),
+    ("", "namespaces", "get", ""),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list", ""),
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch", ""),
 }
@@ -453,12 +456,14 @@ def test_operator_under_chart_identity_reconciles_namespaced_ha(
             mdeps.create("llm", MD_SPEC)
             mdeps.wait_condition("llm", "Ready", timeout=90)
             wait_for("a successful reconcile by the chart-identity operator", lambda: reconciles(op, "ok") > 0)
-            assert set(mdeps.deployments("llm")) == {"llm-gra"}
+            assert set(mdeps.deployments("llm")) == {regional_name("llm", "gra")}
 
             # moving the model prunes the old region's Deployment: the delete verb is exercised too
             move = {"placement": {"regions": [{"name": "rbx"}]}, "resources": {"gpu": {"products": ["A100-SXM4-80GB"]}}}
             mdeps.patch("llm", {"spec": move})
-            wait_for("llm moved to rbx", lambda: set(mdeps.deployments("llm")) == {"llm-rbx"}, timeout=90)
+            wait_for(
+                "llm moved to rbx", lambda: set(mdeps.deployments("llm")) == {regional_name("llm", "rbx")}, timeout=90
+            )
             mdeps.wait_condition("llm", "Ready", timeout=90)
             assert reconciles(op, "error") == 0, op.log_tail()
         finally:
@@ -466,7 +471,9 @@ def test_operator_under_chart_identity_reconciles_namespaced_ha(
 
     writes = [(m, p, code) for m, p, code in proxy.records if m != "GET"]
     assert any(m == "PATCH" and code == 201 for m, _, code in writes), "the operator created nothing itself"
-    assert any(m == "DELETE" and "/deployments/llm-gra" in p for m, p, _ in writes), "the operator pruned nothing"
+    assert any(m == "DELETE" and "/deployments/" + regional_name("llm", "gra") in p for m, p, _ in writes), (
+        "the operator pruned nothing"
+    )
     assert not proxy.denied(), f"requests denied to the chart's identity: {proxy.denied()}"
 
     # kopf's peering entry, written with the chart's identity (and withdrawn on shutdown)

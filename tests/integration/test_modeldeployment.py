@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client
 from tests.fixtures_operator import Mdeps, OperatorProcess, start_operator, stop_operator, wait_for
 
+from meridian.render.names import regional_name
 from meridian.sim import binaries
 
 pytestmark = pytest.mark.integration
@@ -48,7 +49,7 @@ def test_create_places_ready_pods_in_each_region(mdeps: Mdeps, kubeconfig: Path)
     mdeps.create("llm", spec())
     done = kubectl(kubeconfig, "wait", "--for=condition=Ready", "mdep/llm", "-n", mdeps.ns, "--timeout=90s")
     assert done.returncode == 0, done.stderr
-    assert replicas_by_deployment(mdeps, "llm") == {"llm-gra": 1, "llm-rbx": 1}
+    assert replicas_by_deployment(mdeps, "llm") == {regional_name("llm", "gra"): 1, regional_name("llm", "rbx"): 1}
 
     pods = mdeps.core.list_namespaced_pod(mdeps.ns, label_selector="serving.meridian.dev/model-deployment=llm").items
     assert len(pods) == 2
@@ -78,7 +79,10 @@ def test_update_replicas_image_and_regions(mdeps: Mdeps) -> None:
 
     mdeps.patch("llm", {"spec": {"replicas": 4}})
     wait_for(
-        "4 replicas over two regions", lambda: replicas_by_deployment(mdeps, "llm") == {"llm-gra": 2, "llm-rbx": 2}
+        "4 replicas over two regions",
+        lambda: (
+            replicas_by_deployment(mdeps, "llm") == {regional_name("llm", "gra"): 2, regional_name("llm", "rbx"): 2}
+        ),
     )
 
     mdeps.patch("llm", {"spec": {"runtime": {"image": "registry.example/triton:custom"}}})
@@ -89,11 +93,14 @@ def test_update_replicas_image_and_regions(mdeps: Mdeps) -> None:
     wait_for("new image in every region", lambda: images() == {"registry.example/triton:custom"})
 
     mdeps.patch("llm", {"spec": {"placement": {"regions": [{"name": "gra"}]}}})
-    wait_for("rbx pruned", lambda: replicas_by_deployment(mdeps, "llm") == {"llm-gra": 4})
+    wait_for("rbx pruned", lambda: replicas_by_deployment(mdeps, "llm") == {regional_name("llm", "gra"): 4})
     wait_for("Pruned event", lambda: "Pruned" in {e.reason for e in mdeps.events("llm")})
     wait_for(
         "rbx service pruned",
-        lambda: {s.metadata.name for s in mdeps.core.list_namespaced_service(mdeps.ns).items} == {"llm", "llm-gra"},
+        lambda: (
+            {s.metadata.name for s in mdeps.core.list_namespaced_service(mdeps.ns).items}
+            == {"llm", regional_name("llm", "gra")}
+        ),
     )
     mdeps.wait_condition("llm", "Ready", timeout=90)
 
@@ -118,11 +125,16 @@ def test_drift_is_repaired(mdeps: Mdeps) -> None:
     mdeps.create("llm", spec())
     mdeps.wait_condition("llm", "Ready")
 
-    mdeps.core.delete_namespaced_service("llm-gra", mdeps.ns)
-    wait_for("deleted service restored", lambda: mdeps.core.read_namespaced_service("llm-gra", mdeps.ns))
+    mdeps.core.delete_namespaced_service(regional_name("llm", "gra"), mdeps.ns)
+    wait_for(
+        "deleted service restored", lambda: mdeps.core.read_namespaced_service(regional_name("llm", "gra"), mdeps.ns)
+    )
 
-    mdeps.apps.patch_namespaced_deployment_scale("llm-gra", mdeps.ns, {"spec": {"replicas": 5}})
-    wait_for("hand-scaled deployment restored", lambda: replicas_by_deployment(mdeps, "llm")["llm-gra"] == 1)
+    mdeps.apps.patch_namespaced_deployment_scale(regional_name("llm", "gra"), mdeps.ns, {"spec": {"replicas": 5}})
+    wait_for(
+        "hand-scaled deployment restored",
+        lambda: replicas_by_deployment(mdeps, "llm")[regional_name("llm", "gra")] == 1,
+    )
 
     key = sorted(mdeps.core.read_namespaced_config_map("llm-model-repository", mdeps.ns).data)[0]
     mdeps.core.patch_namespaced_config_map("llm-model-repository", mdeps.ns, {"data": {key: "edited by hand"}})
@@ -228,4 +240,9 @@ def test_engine_mismatch_in_a_pod_stalls_with_its_message(mdeps: Mdeps) -> None:
     stalled = mdeps.wait_condition("llm", "Stalled")
     assert stalled["reason"] == "EngineMismatch"
     assert "engine built for tp=2 pp=1 but spec asks tp=1 pp=1" in stalled["message"]
-    assert "EngineMismatch" in {e.reason for e in mdeps.events("llm") if e.type == "Warning"}
+    # Events follow the status write (status is the contract; Events are best-effort, posted last)
+    wait_for(
+        "an EngineMismatch Warning",
+        lambda: "EngineMismatch" in {e.reason for e in mdeps.events("llm") if e.type == "Warning"},
+        timeout=10,
+    )

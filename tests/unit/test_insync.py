@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meridian.reconcile.insync import in_sync
+from meridian.sync.insync import in_sync
 
 pytestmark = pytest.mark.unit
 

@@ -227,11 +227,22 @@ def test_excluded_regions_are_emptied_at_once_and_a_deleted_region_with_residenc
     assert {(m.from_region, m.kind) for m in p.moves} == {("old", "Evict"), ("rbx", "Evict")}
 
 
-def test_a_region_dropped_from_the_allow_list_is_drained_gracefully() -> None:
+def test_a_region_dropped_from_the_allow_list_is_evicted_at_once() -> None:
+    # the allow list is where the model may run: a region taken off it is no longer allowed, as with
+    # excludeRegions, so nothing stays there waiting for replacements
     s = spec(regions=[{"name": "gra"}])
     p = plan(s, [region("gra", 8), region("rbx", 8)], Observed(replicas={"rbx": 3}, ready={"rbx": 3}))
-    assert p.replicas_by_region() == {"gra": 1, "rbx": 3}
-    assert moves(p) == [("rbx", "gra", 1, "Drain")]
+    assert p.replicas_by_region() == {"gra": 3}
+    assert {(m.from_region, m.kind) for m in p.moves} == {("rbx", "Evict")}
+
+
+def test_an_untrusted_region_is_never_used_and_its_replicas_are_evicted() -> None:
+    fleet = [region("gra", 8), region("rbx", 8)]
+    untrusted = {"rbx": "shares node n1 with Region eri"}
+    p = plan(spec(), fleet, Observed(replicas={"rbx": 2}, ready={"rbx": 2}), untrusted=untrusted)
+    assert p.replicas_by_region() == {"gra": 3}
+    assert ("rbx", "Evict") in {(m.from_region, m.kind) for m in p.moves}
+    assert next(e for e in p.excluded if e.region == "rbx").rule == "untrusted"
 
 
 def test_a_draining_region_keeps_serving_when_nothing_can_replace_it() -> None:

@@ -11,8 +11,11 @@ from meridian.api.region import Region
 from meridian.config import Settings
 from meridian.placement.plan import Observed, plan
 from meridian.render.children import children
+from meridian.render.names import regional_name
 
 pytestmark = pytest.mark.unit
+
+GRA, RBX = regional_name("m", "gra"), regional_name("m", "rbx")
 
 
 def region(name: str, jurisdictions: list[str]) -> Region:
@@ -45,15 +48,15 @@ def test_one_deployment_and_service_per_region_plus_shared_children() -> None:
     objs = render(model())
     assert sorted(objs) == [
         ("ConfigMap", "m-model-repository"),
-        ("Deployment", "m-gra"),
-        ("Deployment", "m-rbx"),
+        ("Deployment", GRA),
+        ("Deployment", RBX),
         ("PodDisruptionBudget", "m"),
         ("Service", "m"),
-        ("Service", "m-gra"),
-        ("Service", "m-rbx"),
+        ("Service", GRA),
+        ("Service", RBX),
     ]
-    assert objs[("Deployment", "m-gra")]["spec"]["replicas"] == 2
-    assert objs[("Deployment", "m-rbx")]["spec"]["replicas"] == 1
+    assert objs[("Deployment", GRA)]["spec"]["replicas"] == 2
+    assert objs[("Deployment", RBX)]["spec"]["replicas"] == 1
 
 
 def test_every_child_is_owned_and_labelled() -> None:
@@ -67,11 +70,11 @@ def test_every_child_is_owned_and_labelled() -> None:
 
 
 def test_pod_is_pinned_to_region_product_and_memory() -> None:
-    pod = render(model())[("Deployment", "m-gra")]["spec"]["template"]["spec"]
+    pod = render(model())[("Deployment", GRA)]["spec"]["template"]["spec"]
     exprs = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
         "matchExpressions"
     ]
-    assert {"key": "topology.kubernetes.io/region", "operator": "In", "values": ["gra"]} in exprs
+    assert {"key": "node-restriction.kubernetes.io/region", "operator": "In", "values": ["gra"]} in exprs
     assert {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["H100-80GB-HBM3"]} in exprs
     assert {"key": "nvidia.com/gpu.memory", "operator": "Gt", "values": ["79999"]} in exprs
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -79,7 +82,7 @@ def test_pod_is_pinned_to_region_product_and_memory() -> None:
 
 
 def test_triton_container_ports_probes_gpus_and_shm() -> None:
-    pod = render(model())[("Deployment", "m-gra")]["spec"]["template"]["spec"]
+    pod = render(model())[("Deployment", GRA)]["spec"]["template"]["spec"]
     c = pod["containers"][0]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 8000, "grpc": 8001, "metrics": 8002}
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
@@ -94,7 +97,7 @@ def test_triton_container_ports_probes_gpus_and_shm() -> None:
 
 def test_mig_resource_name_is_requested_and_tolerated() -> None:
     md = model(resources={"gpu": {"resourceName": "nvidia.com/mig-3g.40gb"}})
-    pod = render(md)[("Deployment", "m-gra")]["spec"]["template"]["spec"]
+    pod = render(md)[("Deployment", GRA)]["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/mig-3g.40gb"] == "1"
     assert pod["tolerations"][0]["key"] == "nvidia.com/mig-3g.40gb"
 
@@ -102,7 +105,7 @@ def test_mig_resource_name_is_requested_and_tolerated() -> None:
 def test_services_select_all_regions_or_one() -> None:
     objs = render(model())
     assert objs[("Service", "m")]["spec"]["selector"] == {"serving.meridian.dev/model-deployment": "m"}
-    assert objs[("Service", "m-rbx")]["spec"]["selector"] == {
+    assert objs[("Service", RBX)]["spec"]["selector"] == {
         "serving.meridian.dev/model-deployment": "m",
         "serving.meridian.dev/region": "rbx",
     }
@@ -110,8 +113,6 @@ def test_services_select_all_regions_or_one() -> None:
 
 
 def test_config_change_rolls_pods() -> None:
-    a = render(model())[("Deployment", "m-gra")]["spec"]["template"]["metadata"]["annotations"]
-    b = render(model(runtime={"maxBatchSize": 8}))[("Deployment", "m-gra")]["spec"]["template"]["metadata"][
-        "annotations"
-    ]
+    a = render(model())[("Deployment", GRA)]["spec"]["template"]["metadata"]["annotations"]
+    b = render(model(runtime={"maxBatchSize": 8}))[("Deployment", GRA)]["spec"]["template"]["metadata"]["annotations"]
     assert a != b

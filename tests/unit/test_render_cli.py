@@ -9,6 +9,7 @@ import yaml
 from tests.fixtures_cluster import REPO, TEST_FLEET
 
 from meridian.cli import main
+from meridian.render.names import regional_name
 
 pytestmark = pytest.mark.unit
 
@@ -17,7 +18,7 @@ def test_render_prints_every_child_for_the_fleet(capsys: pytest.CaptureFixture[s
     assert main(["render", "-f", str(REPO / "examples" / "llama-3-8b.yaml"), "--fleet", str(TEST_FLEET)]) == 0
     docs = list(yaml.safe_load_all(capsys.readouterr().out))
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
-    assert ("Deployment", "llama-3-8b-gra") in kinds
+    assert ("Deployment", regional_name("llama-3-8b", "gra")) in kinds
     assert ("ConfigMap", "llama-3-8b-model-repository") in kinds
     deployments = [d for d in docs if d["kind"] == "Deployment"]
     assert sum(d["spec"]["replicas"] for d in deployments) == 2

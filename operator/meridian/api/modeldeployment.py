@@ -281,6 +281,39 @@ class RegionStatus(ApiModel):
     reason: str = Field(default="", description="Why this region got its replicas.")
 
 
+class ResidencyRegion(ApiModel):
+    """Pods running in one Region, proven from their nodes."""
+
+    name: str = Field(description="Region selecting the pods' nodes.")
+    pods: int = Field(default=0, description="Pods of this model bound to its nodes.")
+    jurisdictions: list[str] = Field(default_factory=list, description="The Region's jurisdictions.")
+
+
+class ResidencyViolation(ApiModel):
+    """A pod on a node that proves nothing, or proves the model is somewhere it may not be."""
+
+    pod: str = Field(description="Pod name.")
+    node: str = Field(description="Node the pod is bound to.")
+    region: str = Field(default="", description="The one Region selecting that node; empty if none or several.")
+    reason: str = Field(description="What is wrong, e.g. 'region eri lacks EU'.")
+
+
+class ResidencyStatus(ApiModel):
+    """Where the model's pods actually run: each pod's node, the Region selecting it, its jurisdictions."""
+
+    required: list[str] = Field(
+        default_factory=list, description="Jurisdictions required: spec.placement.residency and the namespace label."
+    )
+    compliant: bool = Field(default=True, description="Every bound pod is on a node of one qualifying Region.")
+    regions: list[ResidencyRegion] = Field(default_factory=list, description="Pods per Region, proven from nodes.")
+    violations: list[ResidencyViolation] = Field(default_factory=list, description="Pods found where not allowed.")
+    last_checked: str | None = Field(
+        default=None,
+        description="When the pods were last checked (rewritten on change, else at most every 5 minutes).",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
 class Endpoints(ApiModel):
     """Where clients reach the model."""
 
@@ -325,6 +358,7 @@ class ModelDeploymentStatus(ApiModel):
     region_summary: str = Field(default="", description="Replicas per region, e.g. gra=2,rbx=1.")
     regions: list[RegionStatus] = Field(default_factory=list, description="Per-region state.")
     endpoints: Endpoints | None = Field(default=None, description="Where clients reach the model.")
+    residency: ResidencyStatus | None = Field(default=None, description="Where pods run, proven from their nodes.")
     autoscaling: AutoscalingStatus | None = Field(default=None, description="Last autoscaling evaluation.")
     runtime: RuntimeStatus | None = Field(default=None, description="What Triton reports.")
 

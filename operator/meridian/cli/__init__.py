@@ -1,9 +1,8 @@
-"""`meridian run | crds | render | plan | sim ...`: the one entry point users and the Makefile call."""
+"""`meridian run | crds | render | plan | residency | sim ...`: the entry point users and the Makefile call."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("-o", "--output", choices=["table", "json"], default="table")
 
+    residency = sub.add_parser("residency", help="prove where Meridian-managed pods run")
+    ressub = residency.add_subparsers(dest="residency_command", required=True, metavar="RESIDENCY_COMMAND")
+    chk = ressub.add_parser(
+        "check", help="every managed pod with its node, region and jurisdictions; exit 1 on any violation"
+    )
+    chk.add_argument("--namespace", "-n", default=None, help="only this namespace (default: all)")
+    chk.add_argument("-o", "--output", choices=["table", "json"], default="table")
+
     sim = sub.add_parser("sim", help="the local control plane with a simulated GPU fleet")
     simsub = sim.add_subparsers(dest="sim_command", required=True, metavar="SIM_COMMAND")
     up = simsub.add_parser("up", help="start the control plane, create the fleet's nodes and Regions")
@@ -67,13 +74,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return write_or_print(args.out)
     if args.command == "render":
-        from meridian.render.cli import render_command
+        from meridian.cli.render import render_command
 
         return render_command(args.filename, args.fleet)
     if args.command == "plan":
-        from meridian.placement.cli import plan_command
+        from meridian.cli.plan import plan_command
 
         return plan_command(args.filename, args.fleet, args.output)
+    if args.command == "residency":
+        from meridian.cli.residency import residency_command
+
+        return residency_command(args.namespace, args.output)
     if args.command == "sim":
         from meridian.sim import commands
 
@@ -83,7 +94,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.status(args.workdir)
         return commands.down(args.workdir)
     return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from meridian import GROUP, VERSION
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.api.region import Region
+from meridian.cli.render import load_documents, split_documents
 from meridian.placement.plan import Observed, Plan, plan
-from meridian.render.cli import load_documents, split_documents
 
 
 class InputError(Exception):

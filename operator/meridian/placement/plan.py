@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from meridian.api.modeldeployment import ModelDeploymentSpec, RegionPreference
-from meridian.api.region import REGION_LABEL, Region
+from meridian.api.region import NODE_REGION_LABEL, Region
 from meridian.placement.capacity import Capacity, region_capacity
 from meridian.placement.distribute import pend_at_home, weighted_split
 from meridian.placement.failover import Unschedulable, holds, moves, transition, unschedulable
@@ -49,8 +49,15 @@ def split_by_weight(total: int, weights: Mapping[str, int], minimums: Mapping[st
     return weighted_split(total, weights, minimums, {}, {}).counts
 
 
-def plan(spec: ModelDeploymentSpec, regions: Sequence[Region], observed: Observed, total: int | None = None) -> Plan:
-    """Per-region replica targets for `total` replicas (default spec.replicas)."""
+def plan(
+    spec: ModelDeploymentSpec,
+    regions: Sequence[Region],
+    observed: Observed,
+    total: int | None = None,
+    untrusted: Mapping[str, str] | None = None,
+) -> Plan:
+    """Per-region replica targets for `total` replicas (default spec.replicas); `untrusted` regions
+    (with why) are never used, and replicas there are evicted."""
     want = spec.replicas if total is None else total
     by_name = {r.name: r for r in regions}
     placement = spec.placement
@@ -67,7 +74,7 @@ def plan(spec: ModelDeploymentSpec, regions: Sequence[Region], observed: Observe
             want,
             problems=(Problem("UnknownRegion", f"spec.placement.regions names {plural('unknown region', unknown)}"),),
         )
-    qualification = qualify(spec, by_name)
+    qualification = qualify(spec, by_name, untrusted)
     if qualification.problems:
         return Plan(want, problems=qualification.problems, excluded=qualification.excluded)
     return _Planner(spec, by_name, qualification, observed, want).run()
@@ -264,7 +271,7 @@ class _Planner:
             elif region in self.regions:
                 selector = self.regions[region].node_selector
             else:
-                selector = {REGION_LABEL: region}
+                selector = {NODE_REGION_LABEL: region}
             why = self.drain.get(region, "not a qualifying region")
             return RegionTarget(
                 region, n, f"draining: {why}; kept until replacements are ready (surge first)", selector

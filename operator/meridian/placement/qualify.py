@@ -20,9 +20,10 @@ from meridian.placement.types import Exclusion, ExclusionRule, Problem
 class Qualification:
     """Qualifying region names (sorted) and, for every other region, why not (the first rule that fails).
 
-    `forbidden` are the regions emptied at once, with why: residency is compliance and excludeRegions
-    reads "never used", whichever rule came first. Regions excluded only by the allow list, a cordon
-    or a lost GPU product are drained surge-first.
+    `forbidden` are the regions emptied at once, with why: residency is compliance, excludeRegions
+    reads "never used", a region left out of the allow list is no longer allowed, and an untrusted
+    region (its nodes also claimed by another Region) proves nothing. Regions excluded only by a
+    cordon or a lost GPU product are drained surge-first.
     """
 
     qualifying: tuple[str, ...]
@@ -47,7 +48,11 @@ def gpu_wanted(gpu: GpuResources) -> str:
     return text
 
 
-def qualify(spec: ModelDeploymentSpec, regions: Mapping[str, Region]) -> Qualification:
+def qualify(
+    spec: ModelDeploymentSpec, regions: Mapping[str, Region], untrusted: Mapping[str, str] | None = None
+) -> Qualification:
+    """`untrusted`: regions that must not be used whatever the spec says, with why."""
+    untrusted = untrusted or {}
     placement, gpu = spec.placement, spec.resources.gpu
     required = frozenset(placement.residency)
     allowed = {p.name for p in placement.regions}
@@ -64,7 +69,11 @@ def qualify(spec: ModelDeploymentSpec, regions: Mapping[str, Region]) -> Qualifi
                 lacks[missing] = f"lacks {plural('jurisdiction', missing)}"
             forbidden[name] = lacks[missing]
             excluded.append(Exclusion(name, "residency", lacks[missing]))
+        elif name in untrusted:
+            forbidden[name] = untrusted[name]
+            excluded.append(Exclusion(name, "untrusted", untrusted[name]))
         elif allowed and name not in allowed:
+            forbidden[name] = "is not in spec.placement.regions"
             excluded.append(Exclusion(name, "allowList", "not in spec.placement.regions"))
         elif name in never:
             excluded.append(Exclusion(name, "excludeRegions", "in spec.placement.excludeRegions"))
@@ -92,13 +101,15 @@ def _why_none(spec: ModelDeploymentSpec, regions: Mapping[str, Region], excluded
         if absent:
             return Problem("NoQualifyingRegion", f"no region carries {plural('jurisdiction', absent)}")
         return Problem("NoQualifyingRegion", f"no region carries all of {plural('jurisdiction', required)} together")
-    last = next(r for r in ("gpu", "cordoned", "excludeRegions", "allowList") if r in by_rule)
+    last = next(r for r in ("gpu", "cordoned", "excludeRegions", "untrusted", "allowList") if r in by_rule)
     names = ", ".join(by_rule[last])
     with_tags = f" with {plural('jurisdiction', required)}" if required else ""
     if last == "gpu":
         return Problem("NoGpuProduct", f"no qualifying region has {gpu_wanted(spec.resources.gpu)} (checked: {names})")
     if last == "cordoned":
         return Problem("NoQualifyingRegion", f"every qualifying region is cordoned: {names}")
+    if last == "untrusted":
+        return Problem("NoQualifyingRegion", f"every qualifying region is untrusted: {names}")
     if last == "excludeRegions":
         return Problem(
             "NoQualifyingRegion", f"every allowed region{with_tags} is in spec.placement.excludeRegions: {names}"

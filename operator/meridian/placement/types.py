@@ -14,7 +14,16 @@ ANY_REGION = "any"
 
 MoveKind = Literal["Evict", "Failover", "Drain", "Capacity", "Rebalance", "Scale"]
 ExclusionRule = Literal[
-    "residency", "allowList", "excludeRegions", "cordoned", "gpu", "capacity", "failover", "weight", "moving"
+    "residency",
+    "untrusted",
+    "allowList",
+    "excludeRegions",
+    "cordoned",
+    "gpu",
+    "capacity",
+    "failover",
+    "weight",
+    "moving",
 ]
 
 
@@ -96,7 +105,7 @@ class Move:
 class Exclusion:
     """A region that gets no replica, the rule responsible and a sentence a person can read.
 
-    Rules: residency, allowList, excludeRegions, cordoned, gpu (the region does not qualify), and
+    Rules: residency, untrusted, allowList, excludeRegions, cordoned, gpu (the region does not qualify), and
     for qualifying regions left empty: capacity, failover, weight (share rounds to 0), moving.
     """
 

@@ -20,20 +20,11 @@ from meridian.autoscale.sources import MetricSource, PodRef, source_for
 from meridian.reconcile import events
 from meridian.reconcile.kube import Kube
 from meridian.reconcile.metrics import SCALE_EVENTS
-from meridian.reconcile.observe import pod_ready
 from meridian.render.labels import MD_LABEL
+from meridian.render.names import label_value
+from meridian.sync.observe import pod_ready
 
 FIELD_MANAGER = "meridian-autoscaler"
-
-
-def desired_total(md: ModelDeployment) -> int:
-    """The replica total placement gets: spec.replicas, or the autoscaler's last recommendation."""
-    a = md.spec.autoscaling
-    if not a.enabled:
-        return md.spec.replicas
-    recommended = md.status.autoscaling.recommended_replicas if md.status.autoscaling else None
-    base = recommended if recommended is not None else md.spec.replicas
-    return min(max(base, a.min_replicas), a.max_replicas)
 
 
 def pod_refs(pods: list[dict[str, Any]]) -> list[PodRef]:
@@ -81,7 +72,7 @@ async def autoscale_tick(kube: Kube, body: Mapping[str, Any], scalers: Autoscale
         return False
     if md.status.observed_generation is None:
         return False  # not reconciled yet: there is no current total to scale from
-    pods = await kube.list("v1", "Pod", md.metadata.namespace, f"{MD_LABEL}={md.metadata.name}")
+    pods = await kube.list("v1", "Pod", md.metadata.namespace, f"{MD_LABEL}={label_value(md.metadata.name)}")
     now = time.time()
     state = scalers.states.get(key, AutoscaleState())
     rec, scalers.states[key] = await step(

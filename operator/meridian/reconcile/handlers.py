@@ -18,7 +18,7 @@ from meridian.log import get as get_logger
 from meridian.placement.plan import Hold
 from meridian.reconcile.autoscaler import Autoscalers, autoscale_tick
 from meridian.reconcile.kopfsettings import configure_kopf
-from meridian.reconcile.kube import Kube
+from meridian.reconcile.kube import Kube, retry_after
 from meridian.reconcile.metrics import RECONCILE_SECONDS, RECONCILES, serve
 from meridian.reconcile.reconciler import reconcile
 from meridian.reconcile.regions import refresh_regions
@@ -49,6 +49,8 @@ class State:
         # the planner's failover memory per model; losing it on restart costs one early retry
         self.held: dict[tuple[str, str], Mapping[str, Hold]] = {}
         self.autoscalers = Autoscalers(prometheus_url=settings.prometheus_url)
+        # bounded concurrency: a Region change that requeues every model must not open a request storm
+        self.slots = asyncio.Semaphore(max(1, settings.max_concurrent_reconciles))
 
     def lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -83,7 +85,7 @@ async def reconcile_now(st: State, body: Any) -> None:
     placement = (body.get("spec") or {}).get("placement") or {}
     allow = frozenset(r.get("name", "") for r in placement.get("regions") or []) or None
     st.candidates[key] = (allow, frozenset(placement.get("excludeRegions") or []))
-    async with st.lock(key):
+    async with st.lock(key), st.slots:
         with RECONCILE_SECONDS.time():
             try:
                 outcome = await reconcile(st.kube, body, st.settings, st.held.get(key))
@@ -115,15 +117,16 @@ def requeue(st: State, namespace: str, name: str, delay: float = 0.5) -> None:
 async def _later(st: State, key: tuple[str, str], delay: float) -> None:
     await asyncio.sleep(delay)
     st.pending.pop(key, None)
-    body = await st.kube.get(f"{GROUP}/{VERSION}", "ModelDeployment", *key)
-    if body is None:
-        st.forget(key)
-        return
     try:
+        body = await st.kube.get(f"{GROUP}/{VERSION}", "ModelDeployment", *key)
+        if body is None:
+            st.forget(key)
+            return
         await reconcile_now(st, body)
     except Exception as e:  # never let one object take the operator down; retry with backoff
-        log.warning("reconcile failed; retrying", namespace=key[0], name=key[1], error=str(e))
-        requeue(st, *key, delay=min(delay * 4, 30.0))
+        wait = retry_after(e) or min(max(delay, 0.5) * 2, 10.0)
+        log.warning("reconcile failed; retrying", namespace=key[0], name=key[1], error=str(e)[:300], retry_in=wait)
+        requeue(st, *key, delay=wait)
 
 
 @kopf.on.startup()
@@ -144,7 +147,19 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.create(GROUP, VERSION, "modeldeployments")
 @kopf.on.update(GROUP, VERSION, "modeldeployments")
 async def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await reconcile_now(state(memo), body)
+    st = state(memo)
+    try:
+        await reconcile_now(st, body)
+    except Exception as e:  # retried by our own backoff, which honours Retry-After, not kopf's minute
+        wait = retry_after(e) or 1.0
+        log.warning(
+            "reconcile failed; retrying",
+            namespace=body.metadata.namespace,
+            name=body.metadata.name,
+            error=str(e)[:300],
+            retry_in=wait,
+        )
+        requeue(st, body.metadata.namespace or "", body.metadata.name or "", delay=wait)
 
 
 def _autoscaled(spec: kopf.Spec, **_: Any) -> bool:
@@ -197,7 +212,8 @@ async def modeldeployment_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) 
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
 async def child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    owner = body.metadata.labels.get(MD_LABEL)
+    refs = [r for r in body.metadata.get("ownerReferences") or [] if r.get("kind") == "ModelDeployment"]
+    owner = refs[0].get("name") if refs else body.metadata.labels.get(MD_LABEL)  # pods: the label
     if owner and body.metadata.namespace:
         requeue(state(memo), body.metadata.namespace, owner)
 

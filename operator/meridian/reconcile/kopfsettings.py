@@ -21,7 +21,7 @@ def configure_kopf(ks: kopf.OperatorSettings, settings: Settings) -> None:
     ks.persistence.finalizer = f"{GROUP}/finalizer"
     ks.posting.level = logging.WARNING  # kopf turns warnings into Events; our own Events say the rest
     ks.watching.server_timeout = 300
-    ks.networking.request_timeout = 60
+    ks.networking.request_timeout = 15  # a hung API server must not hold a handler for long
     if settings.peering:
         ks.peering.name = settings.peering
         ks.peering.clusterwide = not settings.namespaces

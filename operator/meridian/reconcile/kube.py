@@ -1,11 +1,13 @@
 """A small async Kubernetes client: get, list, server-side apply, delete, by REST path.
 
 Built on kubernetes_asyncio's ApiClient for auth and TLS; only the handful of kinds Meridian touches
-are known here, so a request's path can be read at a glance.
+are known here, so a request's path can be read at a glance. Every request has a timeout: a hung
+API server fails the pass (which is retried with backoff) instead of holding a model's lock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -30,6 +32,18 @@ PLURALS: dict[tuple[str, str], str] = {
 }
 CLUSTER_SCOPED = {"Node", "Namespace", "Region"}
 USER_AGENT = f"meridian/{__version__}"
+REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+def retry_after(error: BaseException) -> float | None:
+    """Seconds the API server asked us to wait (429, 503 with Retry-After), else None."""
+    if not isinstance(error, ApiException) or error.status not in (429, 503):
+        return None
+    headers = getattr(error, "headers", None) or {}
+    try:
+        return max(1.0, float(headers.get("Retry-After", 1)))
+    except (TypeError, ValueError):
+        return 1.0
 
 
 def path(api_version: str, kind: str, namespace: str = "", name: str = "", subresource: str = "") -> str:
@@ -47,9 +61,10 @@ def path(api_version: str, kind: str, namespace: str = "", name: str = "", subre
 class Kube:
     """The requests Meridian makes, and a count of the writes among them."""
 
-    def __init__(self, api: k8s.ApiClient) -> None:
+    def __init__(self, api: k8s.ApiClient, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self.api = api
         self.api.user_agent = USER_AGENT
+        self.timeout = timeout
         self.writes = 0
 
     @classmethod
@@ -76,6 +91,12 @@ class Kube:
         if method != "GET":
             self.writes += 1
             API_WRITES.labels(method, kind).inc()
+        async with asyncio.timeout(self.timeout):  # connect, send and read the body, all of it
+            return await self._call(method, resource_path, body, query, content_type)
+
+    async def _call(
+        self, method: str, resource_path: str, body: Any, query: list[tuple[str, str]] | None, content_type: str
+    ) -> dict[str, Any]:
         response = await self.api.call_api(
             resource_path,
             method,
@@ -85,11 +106,13 @@ class Kube:
             auth_settings=["BearerToken"],
             _preload_content=False,
             _return_http_data_only=True,
+            _request_timeout=self.timeout,
         )
         text = await response.text()
         if not 200 <= response.status <= 299:  # _preload_content=False skips the client's own check
             error = ApiException(status=response.status, reason=response.reason)
             error.body = text
+            error.headers = response.headers
             raise error
         return json.loads(text) if text else {}
 
@@ -142,14 +165,25 @@ class Kube:
         ns = obj["metadata"].get("namespace", "")
         return await self.request("POST", path(obj["apiVersion"], obj["kind"], ns), body=obj, kind=obj["kind"])
 
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+    async def patch(self, api_version: str, kind: str, namespace: str, name: str, merge: dict[str, Any]) -> None:
+        """A JSON merge patch of one of our own objects (scaling an evicted Deployment to zero)."""
+        await self.request(
+            "PATCH",
+            path(api_version, kind, namespace, name),
+            body=merge,
+            content_type="application/merge-patch+json",
+            kind=kind,
+        )
+
+    async def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, grace_seconds: int | None = None
+    ) -> bool:
+        """Delete; False when already gone. `grace_seconds=0` stops a pod at once (a residency violation)."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if grace_seconds is not None:
+            body["gracePeriodSeconds"] = grace_seconds
         try:
-            await self.request(
-                "DELETE",
-                path(api_version, kind, namespace, name),
-                body={"propagationPolicy": "Background"},
-                kind=kind,
-            )
+            await self.request("DELETE", path(api_version, kind, namespace, name), body=body, kind=kind)
         except ApiException as e:
             if e.status == 404:
                 return False

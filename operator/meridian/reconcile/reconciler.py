@@ -1,14 +1,17 @@
-"""One level-triggered reconcile of a ModelDeployment: observe, plan, render, apply, prune, report.
+"""The shell around one pure pass: gather the World, run `sync`, carry the Decision out.
 
-Safe to run any number of times: it writes only what differs from what is live, so a reconcile with
-nothing changed makes no write request at all.
+Execution order is fixed: evictions first (nothing after them can stop them), then applies, prunes,
+status, and last the best-effort Events and log records. Status is written even when an apply
+fails: a refusal the API server will repeat (403, 422) stalls the model with its message; anything
+else keeps it unready and is retried.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -19,18 +22,14 @@ from meridian.api.modeldeployment import ModelDeployment
 from meridian.api.region import Region
 from meridian.config import Settings
 from meridian.log import get as get_logger
-from meridian.placement.plan import Hold, Plan, Problem, plan
+from meridian.placement.types import Hold
 from meridian.reconcile import events
-from meridian.reconcile.autoscaler import desired_total
-from meridian.reconcile.insync import in_sync
 from meridian.reconcile.kube import Kube
-from meridian.reconcile.metrics import PLACEMENT_MOVES
-from meridian.reconcile.observe import observe
-from meridian.reconcile.status import build_status, same_status
-from meridian.render.children import children
+from meridian.reconcile.metrics import PLACEMENT_MOVES, RESIDENCY_EVICTIONS, RESIDENCY_VIOLATIONS
 from meridian.render.labels import MD_LABEL
-from meridian.runtime.failures import pod_failure
-from meridian.runtime.validate import spec_problems as runtime_spec_problems
+from meridian.render.names import label_value
+from meridian.sync import ApplyFailure, Decision, World, sync
+from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL
 
 CHILD_KINDS = (
     ("v1", "ConfigMap"),
@@ -42,189 +41,163 @@ CHILD_KINDS = (
 
 @dataclass
 class Outcome:
-    """What one reconcile did; tests and metrics read it."""
+    """What one reconcile did; the handlers keep its memory and requeue by its regions."""
 
+    decision: Decision | None = None
     applied: list[str] = field(default_factory=list)
-    pruned: list[str] = field(default_factory=list)
-    status_written: bool = False
-    problems: list[Problem] = field(default_factory=list)
-    satisfied: bool = True
-    regions: set[str] = field(default_factory=set)
-    held: Mapping[str, Hold] | None = None  # the planner's failover memory, for the next pass
+    held: Mapping[str, Hold] | None = None
+
+    @property
+    def satisfied(self) -> bool:
+        return self.decision is None or self.decision.satisfied
+
+    @property
+    def regions(self) -> frozenset[str]:
+        return self.decision.regions if self.decision else frozenset()
 
 
-def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
-    return obj["kind"], obj["metadata"]["name"]
+def controller_uid(obj: Mapping[str, Any]) -> str:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid", ""))
+    return ""
 
 
-def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []) or [])
+def describe_controller(obj: Mapping[str, Any]) -> str:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return f"controlled by {ref.get('kind')} {ref.get('name')}"
+    return "not controlled by Meridian"
 
 
-# Failures a restart cannot fix: stall at once. Anything else stalls after a few restarts.
-PERMANENT_FAILURES = {
-    "EngineMismatch",
-    "ModelFetchFailed",
-    "ModelRepositoryInvalid",
-    "ModelLoadFailed",
-    "StorageCredentialsInvalid",
-    "ContainerConfigInvalid",
-    "ImagePullFailed",
-    "OutOfMemory",
-}
-RESTARTS_BEFORE_STALLED = 3
+async def gather(kube: Kube, md: ModelDeployment, settings: Settings, held: Mapping[str, Hold] | None) -> World:
+    ns = md.metadata.namespace
+    regions = tuple(Region.model_validate(r) for r in await kube.list(API_VERSION, "Region"))
+    owned: dict[tuple[str, str], dict[str, Any]] = {}
+    foreign: dict[tuple[str, str], str] = {}
+    for api_version, kind in CHILD_KINDS:
+        for obj in await kube.list(api_version, kind, ns):
+            key = (kind, obj["metadata"]["name"])
+            if controller_uid(obj) == md.metadata.uid:
+                owned[key] = obj
+            else:
+                foreign[key] = describe_controller(obj)
+    pods = await kube.list("v1", "Pod", ns, f"{MD_LABEL}={label_value(md.metadata.name)}")
+    nodes = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in await kube.list("v1", "Node")}
+    namespace = await kube.get("v1", "Namespace", "", ns) or {}
+    tag = ((namespace.get("metadata") or {}).get("labels") or {}).get(NAMESPACE_RESIDENCY_LABEL, "")
+    return World(
+        model=md,
+        regions=regions,
+        owned=owned,
+        foreign=foreign,
+        pods=tuple(p for p in pods if controller_uid(p) and _kind_of_controller(p) == "ReplicaSet"),
+        nodes=nodes,
+        namespace_residency=tag,
+        held=dict(held or {}),
+        now=time.time(),
+        settings=settings,
+    )
 
 
-def pod_problems(pods: list[dict[str, Any]]) -> list[Problem]:
-    """What keeps this model's pods from serving that a person must fix, one Problem per reason."""
-    found: dict[str, Problem] = {}
-    for pod in pods:
-        failure = pod_failure(pod)
-        if failure is None or failure.reason in found:
-            continue
-        if failure.reason in PERMANENT_FAILURES or failure.restarts >= RESTARTS_BEFORE_STALLED:
-            found[failure.reason] = Problem(failure.reason, f"pod {pod['metadata']['name']}: {failure.message}")
-    return [found[r] for r in sorted(found)]
-
-
-def newly_stalled(md: ModelDeployment, reason: str) -> bool:
-    """The Stalled condition does not already say this: an Event is due (not one per reconcile)."""
-    stalled = next((c for c in md.status.conditions if c.type == "Stalled"), None)
-    return stalled is None or stalled.status != "True" or stalled.reason != reason
-
-
-def residency_check(md: ModelDeployment, p: Plan, regions: list[Region]) -> tuple[bool, str]:
-    """Verify the plan itself: every region it uses carries every required jurisdiction."""
-    required = set(md.spec.placement.residency)
-    if not required:
-        return True, "no residency required"
-    by_name = {r.name: r for r in regions}
-    bad = [
-        t.region
-        for t in p.targets
-        if t.region not in by_name or not required <= set(by_name[t.region].spec.jurisdictions)
-    ]
-    if bad:
-        return False, f"regions {', '.join(bad)} lack required jurisdictions {sorted(required)}"
-    return True, f"every replica is placed in regions carrying {', '.join(sorted(required))}"
+def _kind_of_controller(obj: Mapping[str, Any]) -> str:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return next((str(r.get("kind")) for r in refs if r.get("controller")), "")
 
 
 async def reconcile(
-    kube: Kube,
-    body: Mapping[str, Any],
-    settings: Settings,
-    held: Mapping[str, Hold] | None = None,
+    kube: Kube, body: Mapping[str, Any], settings: Settings, held: Mapping[str, Hold] | None = None
 ) -> Outcome:
     meta = body.get("metadata", {})
     log = get_logger("meridian.reconcile", namespace=meta.get("namespace"), name=meta.get("name"))
-    out = Outcome()
     try:
         md = ModelDeployment.model_validate(dict(body))
     except ValidationError as e:  # the schema should have caught it; never crash on it
         log.error("invalid spec", error=str(e))
-        return out
-    ns, name = md.metadata.namespace, md.metadata.name
-    if md.spec.paused:
-        await _write_status(kube, md, Plan(md.spec.replicas), observe([], []), [], (True, ""), out)
-        return out
-
-    selector = f"{MD_LABEL}={name}"
-    regions = [Region.model_validate(r) for r in await kube.list(API_VERSION, "Region")]
-    live: dict[tuple[str, str], dict[str, Any]] = {}
-    for api_version, kind in CHILD_KINDS:
-        for obj in await kube.list(api_version, kind, ns, selector):
-            if _owned_by(obj, md.metadata.uid):
-                live[_key(obj)] = obj
-    pods = await kube.list("v1", "Pod", ns, selector)
-    obs = observe([o for o in live.values() if o["kind"] == "Deployment"], pods)
-    p = plan(md.spec, regions, obs.for_planner(time.time(), held), desired_total(md))
-    if not p.stalled:
-        out.held = p.held
-    out.regions = {t.region for t in p.targets} | set(obs.regions)
-    residency = residency_check(md, p, regions)
-
-    spec_problems = [*p.problems, *runtime_spec_problems(md)]
-    if spec_problems:
-        out.problems = spec_problems
-        if newly_stalled(md, spec_problems[0].reason):
-            for problem in spec_problems:
-                await events.post(kube, md, problem.reason, problem.message, warning=True)
-        log.warning("stalled", reasons=[x.reason for x in spec_problems])
-        await _write_status(kube, md, p, obs, out.problems, residency, out)
-        return out
-    if not residency[0]:  # a planner bug must never reach the cluster
-        out.problems = [Problem("ResidencyViolation", residency[1])]
-        await events.post(kube, md, "ResidencyViolation", residency[1], warning=True)
-        await _write_status(kube, md, p, obs, out.problems, residency, out)
-        return out
-
-    desired = children(md, p, settings)
-    for obj in desired:
-        current = live.get(_key(obj))
-        if current is not None and in_sync(obj, current):
-            continue
-        await kube.apply(obj)
-        out.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
-        if obj["kind"] == "Deployment":
-            before = current["spec"].get("replicas") if current else None
-            after = obj["spec"]["replicas"]
-            if current is None:
-                await events.post(kube, md, "Created", f"Deployment {obj['metadata']['name']} with {after} replicas")
-            elif before != after:
-                await events.post(kube, md, "Scaled", f"Deployment {obj['metadata']['name']}: {before} → {after}")
-
-    for move in p.moves:
-        if move.kind == "Scale":  # Created/Scaled events already say it
-            continue
-        PLACEMENT_MOVES.labels(move.kind).inc(move.count)
-        where = f"{move.from_region or 'new'} → {move.to_region or 'removed'}"
-        await events.post(
-            kube,
-            md,
-            move.kind,
-            f"{move.count} replica(s) {where}: {move.reason}",
-            warning=move.kind in ("Failover", "Evict"),
-        )
-
-    wanted = {_key(o) for o in desired}
-    for key, obj in sorted(live.items()):
-        if key in wanted:
-            continue
-        if await kube.delete(obj["apiVersion"], obj["kind"], ns, key[1]):
-            out.pruned.append(f"{key[0]}/{key[1]}")
-            await events.post(kube, md, "Pruned", f"{key[0]} {key[1]} is no longer planned")
-
-    if out.applied or out.pruned:
-        log.info("applied", applied=out.applied, pruned=out.pruned)
-    failures = pod_problems(pods)
-    if failures:
-        if newly_stalled(md, failures[0].reason):
-            await events.post(kube, md, failures[0].reason, failures[0].message, warning=True)
-        log.warning("pods failing", reason=failures[0].reason, message=failures[0].message)
-    out.problems = failures
-    await _write_status(kube, md, p, obs, failures, residency, out)
+        return Outcome()
+    world = await gather(kube, md, settings, held)
+    decision = sync(world)
+    out = Outcome(decision=decision, held=decision.held)
+    await evict(kube, md, decision, log)
+    try:
+        for obj in decision.applies:
+            await kube.apply(obj)
+            out.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
+        for prune in decision.prunes:
+            await kube.delete(prune.api_version, prune.kind, md.metadata.namespace, prune.name)
+    except (ApiException, TimeoutError, OSError) as e:
+        failure = _failure(e, out, decision)
+        log.warning("write failed", object=failure.object, status=failure.status, error=failure.message)
+        again = sync(_with_failure(world, failure))
+        await _write_status(kube, md, again)
+        await _report(kube, md, again, log)
+        out.decision = again
+        if failure.permanent:
+            return out
+        raise
+    if out.applied or decision.prunes:
+        log.info("applied", applied=out.applied, pruned=[f"{p.kind}/{p.name}" for p in decision.prunes])
+    await _write_status(kube, md, decision)
+    await _report(kube, md, decision, log)
     return out
 
 
-async def _write_status(
-    kube: Kube,
-    md: ModelDeployment,
-    p: Plan,
-    obs: Any,
-    problems: list[Problem],
-    residency: tuple[bool, str],
-    out: Outcome,
-) -> None:
-    status = build_status(md, p, obs, now=events.now_iso(), problems=problems, residency_ok=residency)
-    out.satisfied = all(
-        c["status"] == "True" for c in status["conditions"] if c["type"] in ("Ready", "PlacementSatisfied")
-    )
-    old = md.status.wire()
-    if same_status(status, old):
+async def evict(kube: Kube, md: ModelDeployment, decision: Decision, log: Any) -> None:
+    """Scale each evicted Deployment to zero and delete it; delete violating pods with no grace."""
+    ns = md.metadata.namespace
+    for e in decision.evictions:
+        if e.kind == "Deployment":
+            try:
+                await kube.patch("apps/v1", "Deployment", ns, e.name, {"spec": {"replicas": 0}})
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            await kube.delete("apps/v1", "Deployment", ns, e.name)
+        else:
+            await kube.delete("v1", "Pod", ns, e.name, grace_seconds=0)
+        RESIDENCY_EVICTIONS.labels(e.kind).inc()
+        log.warning("evicted", kind=e.kind, object=e.name, region=e.region, reason=e.reason)
+
+
+def _failure(error: BaseException, out: Outcome, decision: Decision) -> ApplyFailure:
+    done = len(out.applied)
+    obj = decision.applies[done] if done < len(decision.applies) else None
+    what = f"{obj['kind']}/{obj['metadata']['name']}" if obj else "prune"
+    if isinstance(error, ApiException):
+        return ApplyFailure(what, int(error.status or 0), _api_message(error))
+    return ApplyFailure(what, 0, f"API server did not answer: {error!r}")
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(error.reason)
+
+
+def _with_failure(world: World, failure: ApplyFailure) -> World:
+    return replace(world, apply_failure=failure)
+
+
+async def _write_status(kube: Kube, md: ModelDeployment, decision: Decision) -> None:
+    if decision.status is None:
         return
     try:
-        await kube.apply_status("ModelDeployment", md.metadata.namespace, md.metadata.name, status)
-        out.status_written = True
+        await kube.apply_status("ModelDeployment", md.metadata.namespace, md.metadata.name, decision.status)
     except ApiException as e:
         if e.status != 404:  # deleted while we worked: nothing to report on
             raise
+
+
+async def _report(kube: Kube, md: ModelDeployment, decision: Decision, log: Any) -> None:
+    """Events and log records: best-effort, after every write that matters."""
+    for record in decision.records:
+        if record.event == "residency.violation":
+            RESIDENCY_VIOLATIONS.inc()
+        (log.info if record.event == "residency.placement" else log.warning)(record.event, **record.fields)
+    for note in decision.notes:
+        if note.reason in ("Failover", "Drain", "Capacity", "Rebalance"):
+            PLACEMENT_MOVES.labels(note.reason).inc()
+        await events.post(kube, md, note.reason, note.message, warning=note.warning)
+    if decision.problems:
+        log.warning("stalled", reasons=[p.reason for p in decision.problems])

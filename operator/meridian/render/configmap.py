@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
-from meridian.render.labels import config_map_name, metadata
+from meridian.render.labels import metadata
+from meridian.render.names import config_map_name
 
 
 def _key(path: str) -> str:
@@ -20,7 +21,7 @@ def config_map(md: ModelDeployment, files: Mapping[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": metadata(md, config_map_name(md)),
+        "metadata": metadata(md, config_map_name(md.metadata.name)),
         "data": {_key(p): c for p, c in sorted(files.items())},
     }
 

@@ -9,7 +9,8 @@ from meridian.api.modeldeployment import ModelDeployment
 from meridian.config import Settings
 from meridian.placement.plan import RegionTarget
 from meridian.render.configmap import config_hash, config_items
-from meridian.render.labels import REGION_LABEL, config_map_name, labels, metadata, regional_name, selector
+from meridian.render.labels import REGION_LABEL, labels, metadata, selector
+from meridian.render.names import config_map_name, label_value, regional_name
 from meridian.render.reach import node_affinity
 from meridian.runtime.fetch import init_containers
 from meridian.runtime.launch import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL_REPOSITORY, triton_command
@@ -91,9 +92,9 @@ def deployment(
     """`files`: the model repository, when the caller already generated it for this reconcile."""
     files = model_repository(md) if files is None else files
     spec = md.spec
-    name = regional_name(md, target.region)
+    name = regional_name(md.metadata.name, target.region)
     pod_labels = labels(md, target.region)
-    match = {**selector(md), REGION_LABEL: target.region}
+    match = {**selector(md), REGION_LABEL: label_value(target.region)}
     pod_spec: dict[str, Any] = {
         "initContainers": init_containers(md, settings.downloader_image, triton_image(md, settings)),
         "containers": [_triton_container(md, settings, files)],
@@ -104,7 +105,7 @@ def deployment(
                 "name": "dshm",
                 "emptyDir": {"medium": "Memory", "sizeLimit": quantity(spec.resources.shared_memory)},
             },
-            {"name": "repository-config", "configMap": {"name": config_map_name(md)}},
+            {"name": "repository-config", "configMap": {"name": config_map_name(md.metadata.name)}},
             *storage_volumes(md),
         ],
         "terminationGracePeriodSeconds": 60,

@@ -6,6 +6,7 @@ from typing import Any
 
 from meridian import API_VERSION, GROUP
 from meridian.api.modeldeployment import ModelDeployment
+from meridian.render.names import label_value
 
 MD_LABEL = f"{GROUP}/model-deployment"
 REGION_LABEL = f"{GROUP}/region"
@@ -13,7 +14,7 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 
 
 def selector(md: ModelDeployment) -> dict[str, str]:
-    return {MD_LABEL: md.metadata.name}
+    return {MD_LABEL: label_value(md.metadata.name)}
 
 
 def selector_string(md: ModelDeployment) -> str:
@@ -23,12 +24,12 @@ def selector_string(md: ModelDeployment) -> str:
 def labels(md: ModelDeployment, region: str | None = None) -> dict[str, str]:
     out = {
         "app.kubernetes.io/name": "triton",
-        "app.kubernetes.io/instance": md.metadata.name,
+        "app.kubernetes.io/instance": label_value(md.metadata.name),
         MANAGED_BY: "meridian",
-        MD_LABEL: md.metadata.name,
+        MD_LABEL: label_value(md.metadata.name),
     }
     if region is not None:
-        out[REGION_LABEL] = region
+        out[REGION_LABEL] = label_value(region)
     return out
 
 
@@ -50,11 +51,3 @@ def metadata(md: ModelDeployment, name: str, region: str | None = None) -> dict[
         "labels": labels(md, region),
         "ownerReferences": [owner_reference(md)],
     }
-
-
-def regional_name(md: ModelDeployment, region: str) -> str:
-    return f"{md.metadata.name}-{region}"
-
-
-def config_map_name(md: ModelDeployment) -> str:
-    return f"{md.metadata.name}-model-repository"

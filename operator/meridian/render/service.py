@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
-from meridian.render.labels import REGION_LABEL, metadata, regional_name, selector
+from meridian.render.labels import REGION_LABEL, metadata, selector
+from meridian.render.names import label_value, model_service_name, regional_name
 from meridian.runtime.launch import GRPC_PORT, HTTP_PORT, METRICS_PORT
 
 PORTS = [
@@ -18,8 +19,8 @@ PORTS = [
 def service(md: ModelDeployment, region: str | None = None) -> dict[str, Any]:
     sel = selector(md)
     if region is not None:
-        sel = {**sel, REGION_LABEL: region}
-    name = md.metadata.name if region is None else regional_name(md, region)
+        sel = {**sel, REGION_LABEL: label_value(region)}
+    name = model_service_name(md.metadata.name) if region is None else regional_name(md.metadata.name, region)
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -29,5 +30,5 @@ def service(md: ModelDeployment, region: str | None = None) -> dict[str, Any]:
 
 
 def endpoints(md: ModelDeployment) -> dict[str, str]:
-    host = f"{md.metadata.name}.{md.metadata.namespace}.svc"
+    host = f"{model_service_name(md.metadata.name)}.{md.metadata.namespace}.svc"
     return {"http": f"http://{host}:{HTTP_PORT}", "grpc": f"{host}:{GRPC_PORT}"}

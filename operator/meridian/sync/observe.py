@@ -69,12 +69,19 @@ def unschedulable_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def observe(deployments: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> Observation:
+def observe(
+    deployments: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]],
+    region_names: Mapping[str, str] | None = None,
+) -> Observation:
+    """`region_names` maps region label values back to Region names (long names are hashed)."""
+    names = region_names or {}
     regions: dict[str, dict[str, Any]] = {}
     for d in deployments:
         region = d.get("metadata", {}).get("labels", {}).get(REGION_LABEL)
         if region is None:
             continue
+        region = names.get(region, region)
         status = d.get("status", {}) or {}
         spec_replicas = int(d.get("spec", {}).get("replicas", 0) or 0)
         current = int(status.get("observedGeneration", 0) or 0) >= int(d["metadata"].get("generation", 0) or 0)
@@ -89,7 +96,8 @@ def observe(deployments: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str
     for pod in pods:
         if pod.get("metadata", {}).get("deletionTimestamp"):
             continue
-        region = pod.get("metadata", {}).get("labels", {}).get(REGION_LABEL)
+        label = pod.get("metadata", {}).get("labels", {}).get(REGION_LABEL, "")
+        region = names.get(label, label)
         cond = unschedulable_condition(pod)
         if region not in regions or cond is None:
             continue

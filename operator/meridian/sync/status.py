@@ -13,10 +13,10 @@ from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.placement.plan import Plan, Problem
-from meridian.reconcile.insync import in_sync
-from meridian.reconcile.observe import Observation
 from meridian.render.labels import selector_string
 from meridian.render.service import endpoints
+from meridian.sync.insync import in_sync
+from meridian.sync.observe import Observation
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,19 @@ class Cond:
 
 
 def _conditions(
-    md: ModelDeployment, plan: Plan, obs: Observation, problems: Sequence[Problem], residency_ok: tuple[bool, str]
+    md: ModelDeployment,
+    plan: Plan,
+    obs: Observation,
+    problems: Sequence[Problem],
+    residency_ok: tuple[bool, str],
+    progress_problem: Problem | None,
 ) -> list[Cond]:
     if md.spec.paused:
         return [
-            Cond("Ready", False, "Paused", "spec.paused is true: children are left as they are"),
+            Cond("Ready", False, "Paused", "spec.paused is true: children are left as they are, but for evictions"),
             Cond("Reconciling", False, "Paused"),
             Cond("Stalled", False, "Paused"),
+            _residency(residency_ok),
         ]
     if problems:
         first = problems[0]
@@ -44,21 +50,19 @@ def _conditions(
             Cond("Reconciling", False, first.reason),
             Cond("Stalled", True, first.reason, message),
             Cond("PlacementSatisfied", False, first.reason, message),
-            Cond(
-                "ResidencyCompliant", residency_ok[0], "Compliant" if residency_ok[0] else "Violation", residency_ok[1]
-            ),
+            _residency(residency_ok),
         ]
     want = plan.total
     ready = obs.ready
     unschedulable = sum(r.unschedulable for r in obs.regions.values())
-    all_ready = ready >= want and obs.replicas == want and obs.rolled_out
+    all_ready = ready >= want and obs.replicas == want and obs.rolled_out and progress_problem is None
+    if progress_problem is not None:  # a write failed for a reason that may pass: retried, not stalled
+        ready_cond = Cond("Ready", False, progress_problem.reason, progress_problem.message)
+    else:
+        reason = "AllReplicasReady" if all_ready else "ReplicasNotReady"
+        ready_cond = Cond("Ready", all_ready, reason, f"{ready}/{want} replicas ready")
     conds = [
-        Cond(
-            "Ready",
-            all_ready,
-            "AllReplicasReady" if all_ready else "ReplicasNotReady",
-            f"{ready}/{want} replicas ready",
-        ),
+        ready_cond,
         Cond(
             "Reconciling",
             not all_ready,
@@ -83,10 +87,13 @@ def _conditions(
     else:
         placed = sum(t.replicas for t in plan.targets)
         conds.append(Cond("PlacementSatisfied", True, "Placed", f"{placed} replicas placed"))
-    conds.append(
-        Cond("ResidencyCompliant", residency_ok[0], "Compliant" if residency_ok[0] else "Violation", residency_ok[1])
-    )
+    conds.append(_residency(residency_ok))
     return conds
+
+
+def _residency(residency_ok: tuple[bool, str]) -> Cond:
+    ok, message = residency_ok
+    return Cond("ResidencyCompliant", ok, "Compliant" if ok else "Violation", message)
 
 
 def _merge(
@@ -120,9 +127,13 @@ def build_status(
     now: str,
     problems: Sequence[Problem] = (),
     residency_ok: tuple[bool, str] = (True, ""),
+    progress_problem: Problem | None = None,
 ) -> dict[str, Any]:
+    """`problems` stall the model; `progress_problem` (a failed write to retry) only keeps it unready."""
     previous = [c.wire() for c in md.status.conditions]
-    conds = _merge(_conditions(md, plan, obs, problems, residency_ok), previous, md.metadata.generation, now)
+    conds = _merge(
+        _conditions(md, plan, obs, problems, residency_ok, progress_problem), previous, md.metadata.generation, now
+    )
     regions = []
     for t in plan.targets if not plan.stalled else ():
         r = obs.regions.get(t.region)

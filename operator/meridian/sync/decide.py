@@ -1,0 +1,266 @@
+"""One reconcile pass, pure: `sync(World) -> Decision`.
+
+The order of thought is the order of execution: first what must stop (evictions, from what is
+live, whatever the plan says), then what the plan asks for (applies, only over objects this model
+controls), then what is no longer planned (prunes), then status proven from the pods, then Events
+and log records. Nothing here performs I/O; the shell in reconcile/ carries the Decision out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from meridian.api.modeldeployment import ModelDeployment
+from meridian.placement.claims import node_claims
+from meridian.placement.plan import Plan, plan
+from meridian.placement.types import Problem
+from meridian.render.children import children
+from meridian.render.names import label_value
+from meridian.runtime.validate import spec_problems as runtime_spec_problems
+from meridian.sync.decision import Decision, Eviction, Note, Prune, Record
+from meridian.sync.evictions import evictions, namespace_mismatch, region_of_child, untrusted_regions
+from meridian.sync.insync import in_sync
+from meridian.sync.observe import observe
+from meridian.sync.residency import Proof, prove, required_tags
+from meridian.sync.stall import newly_stalled, pod_problems
+from meridian.sync.status import build_status, same_status
+from meridian.sync.world import ChildKey, World
+
+RESIDENCY_RECHECK_SECONDS = 300.0  # status.residency.lastChecked is refreshed at least this often
+
+
+def desired_total(md: ModelDeployment) -> int:
+    """The replica total placement gets: spec.replicas, or the autoscaler's last recommendation."""
+    a = md.spec.autoscaling
+    if not a.enabled:
+        return md.spec.replicas
+    recommended = md.status.autoscaling.recommended_replicas if md.status.autoscaling else None
+    base = recommended if recommended is not None else md.spec.replicas
+    return min(max(base, a.min_replicas), a.max_replicas)
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _key(obj: Mapping[str, Any]) -> ChildKey:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+def sync(world: World) -> Decision:
+    md = world.model
+    regions = world.regions
+    claims = node_claims(regions, world.nodes.items())
+    untrusted = untrusted_regions(claims.conflicts())
+    ns_tag = world.namespace_residency
+    required = required_tags(md.spec.placement.residency, ns_tag)
+    proof = prove(required, world.pods, claims, regions)
+    deployments = [o for (kind, _), o in sorted(world.owned.items()) if kind == "Deployment"]
+    evicted = evictions(md, deployments, proof, world.pods, regions, untrusted, ns_tag)
+    gone = {e.name for e in evicted if e.kind == "Deployment"}
+    remaining = [d for d in deployments if d["metadata"]["name"] not in gone]
+    names = {label_value(r.name): r.name for r in regions}
+    obs = observe(remaining, world.pods, names)
+    notes, records = _eviction_reports(evicted, proof, required)
+
+    problems: list[Problem] = []
+    mismatch = namespace_mismatch(md, ns_tag)
+    if mismatch:
+        problems.append(Problem("NamespaceResidency", mismatch))
+    if md.spec.paused:
+        p = Plan(md.spec.replicas)
+    else:
+        p = plan(md.spec, regions, obs.for_planner(world.now, world.held), desired_total(md), untrusted)
+        problems += [*p.problems, *runtime_spec_problems(md)]
+    applies: list[dict[str, Any]] = []
+    prunes: list[Prune] = []
+    if not problems and not md.spec.paused:
+        desired = children(md, p, world.settings)
+        taken = [f"{k} {n} ({world.foreign[(k, n)]})" for k, n in map(_key, desired) if (k, n) in world.foreign]
+        if taken:
+            problems.append(
+                Problem(
+                    "NameConflict",
+                    f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''} and "
+                    f"{'is' if len(taken) == 1 else 'are'} not controlled by this ModelDeployment; "
+                    "Meridian leaves them untouched: rename or delete them, or rename the model",
+                )
+            )
+        else:
+            applies = [o for o in desired if not _in_sync(o, world.owned.get(_key(o)))]
+            prunes = _prunes(world, desired, gone, regions)
+            notes += _apply_notes(applies, world.owned, p, prunes)
+            records += _placement_records(applies, world.owned, required)
+    if world.apply_failure is not None:
+        f = world.apply_failure
+        problems.insert(0, Problem("ApplyRejected" if f.permanent else "ApplyFailed", f"{f.object}: {f.message}"))
+    failing = pod_problems(world.pods) if not problems else []
+    stalled = [x for x in problems if x.reason != "ApplyFailed"] + failing
+    if stalled and newly_stalled(md, stalled[0].reason):
+        notes += [Note(x.reason, x.message, warning=True) for x in stalled]
+
+    status = build_status(
+        md,
+        p,
+        obs,
+        now=iso(world.now),
+        problems=stalled,
+        residency_ok=(proof.compliant, proof.message),
+        progress_problem=next((x for x in problems if x.reason == "ApplyFailed"), None),
+    )
+    status["residency"] = _residency_status(md, proof, world.now)
+    satisfied = all(c["status"] == "True" for c in status["conditions"] if c["type"] in ("Ready", "PlacementSatisfied"))
+    return Decision(
+        evictions=tuple(evicted),
+        applies=tuple(applies),
+        prunes=tuple(prunes),
+        status=None if same_status(status, md.status.wire()) else status,
+        notes=tuple(notes),
+        records=tuple(records),
+        problems=tuple(stalled),
+        held=None if p.stalled or md.spec.paused else p.held,
+        regions=frozenset({t.region for t in p.targets} | set(obs.regions)),
+        satisfied=satisfied and not problems,
+    )
+
+
+def _in_sync(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    return live is not None and in_sync(dict(desired), dict(live))
+
+
+def _prunes(world: World, desired: Sequence[Mapping[str, Any]], gone: set[str], regions: Sequence[Any]) -> list[Prune]:
+    """Owned children no longer planned. A Deployment whose region still has a replacement that is
+    not yet ready (a renamed child, after an upgrade) stays until it is: surge first."""
+    wanted = {_key(o) for o in desired}
+    replacing: dict[str, tuple[str, int]] = {}
+    for o in desired:
+        if o["kind"] == "Deployment":
+            replacing[region_of_child(o, regions)] = (o["metadata"]["name"], int(o["spec"]["replicas"]))
+    out = []
+    for (kind, name), obj in sorted(world.owned.items()):
+        if (kind, name) in wanted or (kind == "Deployment" and name in gone):
+            continue
+        if kind == "Deployment":
+            new = replacing.get(region_of_child(obj, regions))
+            if new is not None and _ready(world.owned.get(("Deployment", new[0]))) < new[1]:
+                continue
+        prunes_kind = str(obj.get("apiVersion", "v1"))
+        out.append(Prune(prunes_kind, kind, name))
+    return out
+
+
+def _ready(obj: Mapping[str, Any] | None) -> int:
+    return int(((obj or {}).get("status") or {}).get("readyReplicas") or 0)
+
+
+def _apply_notes(
+    applies: Sequence[Mapping[str, Any]], owned: Mapping[ChildKey, Mapping[str, Any]], p: Plan, prunes: Sequence[Prune]
+) -> list[Note]:
+    notes = []
+    for obj in applies:
+        if obj["kind"] != "Deployment":
+            continue
+        current = owned.get(_key(obj))
+        name, after = obj["metadata"]["name"], obj["spec"]["replicas"]
+        if current is None:
+            notes.append(Note("Created", f"Deployment {name} with {after} replicas"))
+        elif (before := (current.get("spec") or {}).get("replicas")) != after:
+            notes.append(Note("Scaled", f"Deployment {name}: {before} → {after}"))
+    for move in p.moves:
+        if move.kind in ("Scale", "Evict"):  # Created/Scaled and the eviction notes already say it
+            continue
+        where = f"{move.from_region or 'new'} → {move.to_region or 'removed'}"
+        notes.append(
+            Note(move.kind, f"{move.count} replica(s) {where}: {move.reason}", warning=move.kind == "Failover")
+        )
+    notes += [Note("Pruned", f"{x.kind} {x.name} is no longer planned") for x in prunes]
+    return notes
+
+
+def _eviction_reports(
+    evicted: Sequence[Eviction], proof: Proof, required: Sequence[str]
+) -> tuple[list[Note], list[Record]]:
+    notes: list[Note] = []
+    records: list[Record] = []
+    by_pod = {v.pod: v for v in proof.violations}
+    for e in evicted:
+        if e.kind == "Deployment":
+            notes.append(
+                Note("Evicted", f"Deployment {e.name} scaled to 0 and deleted: region {e.region} {e.reason}", True)
+            )
+        else:
+            v = by_pod[e.name]
+            notes.append(Note("ResidencyViolation", f"pod {e.name} on node {v.node}: {v.why}; deleted", True))
+            records.append(
+                Record(
+                    "residency.violation",
+                    {
+                        "pod": v.pod,
+                        "node": v.node,
+                        "region": v.region,
+                        "jurisdictions": list(v.jurisdictions),
+                        "required": list(required),
+                        "reason": v.why,
+                    },
+                )
+            )
+        records.append(
+            Record(
+                "residency.eviction",
+                {"kind": e.kind, "object": e.name, "region": e.region, "required": list(required), "reason": e.reason},
+            )
+        )
+    return notes, records
+
+
+def _placement_records(
+    applies: Sequence[Mapping[str, Any]], owned: Mapping[ChildKey, Mapping[str, Any]], required: Sequence[str]
+) -> list[Record]:
+    """One residency.placement line per Deployment whose replica count changes."""
+    out = []
+    for obj in applies:
+        if obj["kind"] != "Deployment":
+            continue
+        before = int(((owned.get(_key(obj)) or {}).get("spec") or {}).get("replicas") or 0)
+        after = int(obj["spec"]["replicas"])
+        if before != after:
+            out.append(
+                Record(
+                    "residency.placement",
+                    {
+                        "object": obj["metadata"]["name"],
+                        "region": region_of_child(obj, ()),
+                        "replicas": after,
+                        "previousReplicas": before,
+                        "required": list(required),
+                    },
+                )
+            )
+    return out
+
+
+def _residency_status(md: ModelDeployment, proof: Proof, now: float) -> dict[str, Any]:
+    """status.residency; lastChecked moves only when the proof changed or it is getting old, so a
+    pass with nothing changed writes nothing."""
+    by_region: dict[str, tuple[int, tuple[str, ...]]] = {}
+    for pl in proof.placements:
+        if pl.ok and pl.region:
+            n, _ = by_region.get(pl.region, (0, ()))
+            by_region[pl.region] = (n + 1, pl.jurisdictions)
+    body: dict[str, Any] = {
+        "required": list(proof.required),
+        "compliant": proof.compliant,
+        "regions": [{"name": r, "pods": n, "jurisdictions": list(j)} for r, (n, j) in sorted(by_region.items())],
+        "violations": [{"pod": v.pod, "node": v.node, "region": v.region, "reason": v.why} for v in proof.violations],
+    }
+    old = md.status.residency.wire() if md.status.residency else {}
+    last = old.pop("lastChecked", None)
+    fresh = last is not None and now - _parse(last) < RESIDENCY_RECHECK_SECONDS
+    body["lastChecked"] = last if fresh and old == body else iso(now)
+    return body
+
+
+def _parse(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,51 @@
+"""Everything one reconcile pass reads, gathered by the shell before the pure pass runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from meridian.api.modeldeployment import ModelDeployment
+from meridian.api.region import Region
+from meridian.config import Settings
+from meridian.placement.types import Hold
+
+ChildKey = tuple[str, str]  # (kind, name)
+
+
+@dataclass(frozen=True)
+class ApplyFailure:
+    """The API server refused or failed a write of this pass; the next status says so."""
+
+    object: str  # Kind/name
+    status: int  # HTTP status; 0 for a timeout or a connection error
+    message: str
+
+    @property
+    def permanent(self) -> bool:
+        """Refused for what the object is (forbidden, invalid): retrying the same write cannot help."""
+        return self.status in (400, 403, 422)
+
+
+@dataclass(frozen=True)
+class World:
+    """One model and what surrounds it, as the watch caches (or lists) saw it.
+
+    `owned` are the children whose controller ownerReference is this model; `foreign` names every
+    other object of a child kind in the namespace, with who controls it, so that a name we would
+    apply is never taken over. `nodes` maps every node to its labels; `namespace_residency` is the
+    namespace's `serving.meridian.dev/residency` label ("" when unlabelled).
+    """
+
+    model: ModelDeployment
+    regions: tuple[Region, ...] = ()
+    owned: Mapping[ChildKey, Mapping[str, Any]] = field(default_factory=dict)
+    foreign: Mapping[ChildKey, str] = field(default_factory=dict)
+    pods: tuple[Mapping[str, Any], ...] = ()
+    nodes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    namespace_residency: str = ""
+    held: Mapping[str, Hold] = field(default_factory=dict)
+    now: float = 0.0
+    settings: Settings = field(default_factory=Settings)
+    apply_failure: ApplyFailure | None = None
