@@ -47,6 +47,7 @@ bench: tools
 	$(PY) bench/placement.py
 	$(PY) bench/autoscale.py
 	$(PY) bench/reconcile_scale.py
+	$(PY) bench/residency.py
 
 bench-autoscale:
 	$(PY) bench/autoscale.py
