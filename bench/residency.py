@@ -8,7 +8,7 @@ Same control plane, same run, each phase in a fresh namespace (deleted, and gone
             what the control plane alone needs when the decision takes no time;
   meridian: a ModelDeployment (residency EU, regions [waw], 2 replicas), Ready with 2 pods Running; at
             t0 Region waw's jurisdictions become [EEA, PL] (EU dropped); afterwards they are restored.
-Both phases stop at the same finish line: a pod list (polled every 0.1 s) that is empty — a pod being
+Both phases stop at the same finish line: a pod list (polled every 0.02 s) that is empty — a pod being
 deleted still counts. The phases alternate (floor first in odd rounds, meridian first in even ones).
 Prints one JSON line per phase per round, then the medians and the ratio meridian/floor.
 """
@@ -40,7 +40,7 @@ GROUP, VERSION = "serving.meridian.dev", "v1alpha1"
 REGION = "waw"
 KEPT = ["EU", "EEA", "PL"]
 DROPPED = ["EEA", "PL"]  # EU gone
-POLL = 0.1
+POLL = 0.02
 
 
 def until(what: str, probe: Callable[[], Any], timeout: float = 120, interval: float = 0.2) -> float:

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import urllib3
 from kubernetes import client, watch
 from tests.e2e.test_placement_eu import pod_regions, spec
 from tests.fixtures_eu import EuCluster
@@ -68,10 +69,11 @@ class PodNodes:
         self._thread.start()
 
     def _run(self, core: client.CoreV1Api, namespace: str) -> None:
-        for event in self._w.stream(core.list_namespaced_pod, namespace, timeout_seconds=300):
-            pod = event["object"]
-            if pod.spec.node_name:
-                self.seen[pod.metadata.name] = pod.spec.node_name
+        with contextlib.suppress(urllib3.exceptions.HTTPError):  # stop() closes the stream under it
+            for event in self._w.stream(core.list_namespaced_pod, namespace, timeout_seconds=300):
+                pod = event["object"]
+                if pod.spec.node_name:
+                    self.seen[pod.metadata.name] = pod.spec.node_name
 
     def stop(self) -> None:
         self._w.stop()
@@ -79,7 +81,7 @@ class PodNodes:
 
 def checked_since(m: Mdeps, name: str, t0: float) -> bool:
     last = (m.get(name).get("status", {}).get("residency") or {}).get("lastChecked")
-    return bool(last) and datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() >= int(t0)
+    return bool(last) and datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() >= int(t0)  # same second
 
 
 def test_a_region_losing_eu_while_serving_is_emptied_and_never_reported_compliant(
@@ -89,9 +91,11 @@ def test_a_region_losing_eu_while_serving_is_emptied_and_never_reported_complian
     eu_mdeps.create("llm", spec(replicas=2, resources=L4, placement=placement))
     eu_mdeps.wait_condition("llm", "Ready", timeout=120)
     assert eu_mdeps.condition("llm", "ResidencyCompliant")["status"] == "True"  # type: ignore[index]
+    # lastChecked has a resolution of one second: edit at the start of a second no status was written in
+    time.sleep(1 + (1 - time.time() % 1))
+    wall0 = time.time()
     with region_edited(eu, "waw", {"jurisdictions": ["EEA", "PL"]}):
         t0 = time.monotonic()
-        wall0 = time.time()
         while live_pods(eu_mdeps, "llm"):
             assert time.monotonic() - t0 < 30, "pods still running 30 s after waw lost EU"
             c = eu_mdeps.condition("llm", "ResidencyCompliant")
@@ -150,6 +154,13 @@ def test_a_node_relabelled_after_scheduling_loses_its_pod_and_the_status_names_i
             lambda: victim.metadata.name not in {p.metadata.name for p in live_pods(eu_mdeps, "llm")},
             timeout=30,
         )
+        last = wait_for(
+            "the status naming the evicted pod",
+            lambda: (eu_mdeps.get("llm")["status"].get("residency") or {}).get("lastViolation"),
+            timeout=10,
+        )
+        assert (last["pod"], last["node"]) == (victim.metadata.name, node), last
+        assert "no Region selects this node" in last["reason"]
         violation = [e for e in eu_mdeps.events("llm") if e.reason == "ResidencyViolation"]
         assert violation and victim.metadata.name in violation[0].message and node in violation[0].message
         eu_mdeps.wait_condition("llm", "Ready", timeout=60)  # replaced on a node that is sbg's
@@ -194,23 +205,78 @@ def test_a_dotted_model_name_serves(eu_mdeps: Mdeps) -> None:
     assert eu_mdeps.core.read_namespaced_service(service, eu_mdeps.ns).metadata.owner_references
 
 
-def test_an_events_quota_of_zero_does_not_stop_an_eviction(eu: EuCluster, eu_mdeps: Mdeps) -> None:
+def test_events_refused_in_the_namespace_do_not_stop_an_eviction(eu: EuCluster, eu_mdeps: Mdeps) -> None:
+    # Kubernetes' quota system ignores Events (an Events quota of zero is never enforced), so the
+    # refusal comes from an admission policy: every Event post in the namespace fails with a 403
     placement = {"residency": ["EU"], "regions": [{"name": "waw"}]}
     eu_mdeps.create("llm", spec(replicas=2, resources=L4, placement=placement))
     eu_mdeps.wait_condition("llm", "Ready", timeout=120)
-    quota = client.V1ResourceQuota(
-        metadata=client.V1ObjectMeta(name="no-events"), spec=client.V1ResourceQuotaSpec(hard={"count/events": "0"})
+    with events_refused(eu, eu_mdeps.ns):
+        dropped_before = sum(eu.operator.metric("meridian_events_dropped_total").values())
+        with region_edited(eu, "waw", {"jurisdictions": ["PL"]}):
+            wait_for("pods gone despite the refused Events", lambda: not live_pods(eu_mdeps, "llm"), timeout=30)
+            assert eu_mdeps.deployments("llm") == {}
+            wait_for(  # the Events come last, and fail: the eviction above did not wait for them
+                "the refused Events counted",
+                lambda: sum(eu.operator.metric("meridian_events_dropped_total").values()) > dropped_before,
+                timeout=10,
+            )
+
+
+@contextlib.contextmanager
+def events_refused(eu: EuCluster, namespace: str) -> Iterator[None]:
+    """A ValidatingAdmissionPolicy that refuses every Event created in `namespace`."""
+    adm = client.AdmissionregistrationV1Api(eu.api)
+    name = f"no-events-{namespace}"
+    adm.create_validating_admission_policy(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["", "events.k8s.io"],
+                            "apiVersions": ["*"],
+                            "operations": ["CREATE"],
+                            "resources": ["events"],
+                        }
+                    ]
+                },
+                "validations": [{"expression": "false", "message": "Events are refused here"}],
+            },
+        }
     )
-    eu_mdeps.core.create_namespaced_resource_quota(eu_mdeps.ns, quota)
-    wait_for(
-        "the quota enforced",
-        lambda: eu_mdeps.core.read_namespaced_resource_quota("no-events", eu_mdeps.ns).status.hard or {},
-        timeout=30,
+    adm.create_validating_admission_policy_binding(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+            },
+        }
     )
-    dropped_before = sum(eu.operator.metric("meridian_events_dropped_total").values())
-    with region_edited(eu, "waw", {"jurisdictions": ["PL"]}):
-        wait_for("pods gone despite the quota", lambda: not live_pods(eu_mdeps, "llm"), timeout=30)
-        assert sum(eu.operator.metric("meridian_events_dropped_total").values()) > dropped_before
+    probe = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(generate_name="probe."),
+        involved_object=client.V1ObjectReference(kind="ConfigMap", name="probe", namespace=namespace),
+        reason="Probe",
+        message="probe",
+    )
+
+    def refused() -> bool:
+        try:
+            client.CoreV1Api(eu.api).create_namespaced_event(namespace, probe)
+        except client.ApiException as e:
+            return "Events are refused here" in str(e.body)
+        return False
+
+    try:
+        wait_for("Events refused in the namespace", refused, timeout=30)
+        yield
+    finally:
+        adm.delete_validating_admission_policy_binding(name)
+        adm.delete_validating_admission_policy(name)
 
 
 def test_the_operator_converges_after_the_api_server_was_frozen_mid_reconcile(eu: EuCluster, eu_mdeps: Mdeps) -> None:

@@ -48,6 +48,11 @@ def test_compliance_is_proven_from_pod_nodes_not_from_the_plan() -> None:
     assert cond(d.status, "ResidencyCompliant")["status"] == "False"
     assert [(e.kind, e.name) for e in d.evictions] == [("Pod", "p1")]
     assert d.status is not None and d.status["residency"]["violations"][0]["node"] == "gra-0"
+    # once the pod is gone the model is compliant again, and the status still holds the evidence
+    after = md.model_copy(update={"status": type(md.status).model_validate(d.status)})
+    d = sync(replace(moved, model=after, pods=()))
+    assert cond(d.status, "ResidencyCompliant")["status"] == "True"
+    assert d.status is not None and d.status["residency"]["lastViolation"]["pod"] == "p1"
 
 
 def test_a_node_selected_by_two_regions_makes_both_unusable() -> None:

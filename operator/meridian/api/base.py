@@ -62,3 +62,4 @@ class ObjectMeta(ApiModel):
     labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
     resource_version: str = Field(default="", description="Resource version.")
+    deletion_timestamp: str | None = Field(default=None, description="Set once the object is being deleted.")

@@ -16,10 +16,11 @@ ModelFormat = Literal["tensorrt-llm", "onnx", "pytorch", "tensorrt", "python"]
 Batching = Literal["inflight", "static"]
 ScalingMetric = Literal["queueComputeRatio", "pendingRequests", "kvCacheUtilization", "gpuUtilization", "requestRate"]
 STORAGE_SCHEMES = ("s3", "pvc", "hf", "oci")
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Quantity = int | str
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-RegionName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL)]
+# a Region is named like any object: a DNS-1123 subdomain
+REGION_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+RegionName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=REGION_NAME)]
 
 
 class ModelSource(ApiModel):
@@ -176,7 +177,7 @@ class Autoscaling(ApiModel):
 class RegionPreference(ApiModel):
     """One allowed region with its share of the replicas."""
 
-    name: str = Field(description="Region name (a Region object).", min_length=1, max_length=63, pattern=DNS_LABEL)
+    name: str = Field(description="Region name (a Region object).", min_length=1, max_length=253, pattern=REGION_NAME)
     weight: int = Field(default=1, ge=0, le=1000, description="Relative share of the replicas.")
     min_replicas: int = Field(default=0, ge=0, le=1000, description="Replicas this region always gets.")
     max_replicas: int | None = Field(default=None, ge=0, le=1000, description="Most replicas this region gets.")
@@ -296,6 +297,9 @@ class ResidencyViolation(ApiModel):
     node: str = Field(description="Node the pod is bound to.")
     region: str = Field(default="", description="The one Region selecting that node; empty if none or several.")
     reason: str = Field(description="What is wrong, e.g. 'region eri lacks EU'.")
+    time: str | None = Field(
+        default=None, description="When it was found (lastViolation only).", json_schema_extra={"format": "date-time"}
+    )
 
 
 class ResidencyStatus(ApiModel):
@@ -307,6 +311,9 @@ class ResidencyStatus(ApiModel):
     compliant: bool = Field(default=True, description="Every bound pod is on a node of one qualifying Region.")
     regions: list[ResidencyRegion] = Field(default_factory=list, description="Pods per Region, proven from nodes.")
     violations: list[ResidencyViolation] = Field(default_factory=list, description="Pods found where not allowed.")
+    last_violation: ResidencyViolation | None = Field(
+        default=None, description="The most recent violation found, kept after its pod was deleted: the evidence."
+    )
     last_checked: str | None = Field(
         default=None,
         description="When the pods were last checked (rewritten on change, else at most every 5 minutes).",

@@ -76,7 +76,10 @@ def sync(world: World) -> Decision:
         problems += [*p.problems, *runtime_spec_problems(md)]
     applies: list[dict[str, Any]] = []
     prunes: list[Prune] = []
-    if not problems and not md.spec.paused:
+    # being deleted (garbage collection takes the children), or a retry of a failed write (this pass
+    # only reports it): nothing to apply
+    writing = not md.metadata.deletion_timestamp and world.apply_failure is None
+    if not problems and not md.spec.paused and writing:
         desired = children(md, p, world.settings)
         taken = [f"{k} {n} ({world.foreign[(k, n)]})" for k, n in map(_key, desired) if (k, n) in world.foreign]
         if taken:
@@ -242,20 +245,26 @@ def _placement_records(
 
 
 def _residency_status(md: ModelDeployment, proof: Proof, now: float) -> dict[str, Any]:
-    """status.residency; lastChecked moves only when the proof changed or it is getting old, so a
-    pass with nothing changed writes nothing."""
+    """status.residency. lastChecked moves only when the proof changed or is getting old, so a pass
+    with nothing changed writes nothing; lastViolation outlives the pod it names (the evidence)."""
     by_region: dict[str, tuple[int, tuple[str, ...]]] = {}
     for pl in proof.placements:
         if pl.ok and pl.region:
             n, _ = by_region.get(pl.region, (0, ()))
             by_region[pl.region] = (n + 1, pl.jurisdictions)
+    violations = [{"pod": v.pod, "node": v.node, "region": v.region, "reason": v.why} for v in proof.violations]
     body: dict[str, Any] = {
         "required": list(proof.required),
         "compliant": proof.compliant,
         "regions": [{"name": r, "pods": n, "jurisdictions": list(j)} for r, (n, j) in sorted(by_region.items())],
-        "violations": [{"pod": v.pod, "node": v.node, "region": v.region, "reason": v.why} for v in proof.violations],
+        "violations": violations,
     }
     old = md.status.residency.wire() if md.status.residency else {}
+    previous = old.get("lastViolation")
+    if violations and (previous is None or {k: v for k, v in previous.items() if k != "time"} != violations[0]):
+        body["lastViolation"] = {**violations[0], "time": iso(now)}
+    elif previous is not None:
+        body["lastViolation"] = previous
     last = old.pop("lastChecked", None)
     fresh = last is not None and now - _parse(last) < RESIDENCY_RECHECK_SECONDS
     body["lastChecked"] = last if fresh and old == body else iso(now)
