@@ -1,4 +1,6 @@
-"""Names and labels every child carries; the selector contract between Deployments and Services."""
+"""Labels and the owner reference every child carries; the selector contract between Deployments and
+Services. Label values of long names are shortened with a hash (names.py).
+"""
 
 from __future__ import annotations
 

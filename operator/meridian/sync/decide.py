@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
+from meridian.api.region import Region
 from meridian.placement.claims import node_claims
 from meridian.placement.plan import Plan, plan
 from meridian.placement.types import Problem
@@ -133,7 +134,9 @@ def _in_sync(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool
     return live is not None and in_sync(dict(desired), dict(live))
 
 
-def _prunes(world: World, desired: Sequence[Mapping[str, Any]], gone: set[str], regions: Sequence[Any]) -> list[Prune]:
+def _prunes(
+    world: World, desired: Sequence[Mapping[str, Any]], gone: set[str], regions: Sequence[Region]
+) -> list[Prune]:
     """Owned children no longer planned. A Deployment whose region still has a replacement that is
     not yet ready (a renamed child, after an upgrade) stays until it is: surge first."""
     wanted = {_key(o) for o in desired}
@@ -149,8 +152,7 @@ def _prunes(world: World, desired: Sequence[Mapping[str, Any]], gone: set[str], 
             new = replacing.get(region_of_child(obj, regions))
             if new is not None and _ready(world.owned.get(("Deployment", new[0]))) < new[1]:
                 continue
-        prunes_kind = str(obj.get("apiVersion", "v1"))
-        out.append(Prune(prunes_kind, kind, name))
+        out.append(Prune(str(obj.get("apiVersion", "v1")), kind, name))
     return out
 
 

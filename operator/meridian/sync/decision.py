@@ -59,7 +59,3 @@ class Decision:
     held: Mapping[str, Hold] | None = None  # failover memory for the next pass; None keeps the old
     regions: frozenset[str] = frozenset()  # regions planned or running: their changes requeue the model
     satisfied: bool = True  # Ready and PlacementSatisfied
-
-    @property
-    def writes(self) -> bool:
-        return bool(self.evictions or self.applies or self.prunes or self.status is not None)
