@@ -123,3 +123,23 @@ def test_failover_when_a_region_loses_its_nodes_and_return(eu: EuCluster, eu_mde
 def _ready(m: Mdeps, name: str, region: str) -> int:
     d = m.deployments(name).get(regional_name(name, region))
     return int(d.status.ready_replicas or 0) if d is not None else 0
+
+
+def test_a_missing_claim_stalls_with_the_schedulers_reason_and_moves_nothing(eu_mdeps: Mdeps) -> None:
+    placement = {
+        "residency": ["EU"],
+        "regions": [{"name": "sbg", "weight": 1}, {"name": "lim", "weight": 0}],
+        "failover": {"enabled": True, "unschedulableSeconds": 3},
+    }
+    model = {"format": "onnx", "storageUri": "pvc://models/llama"}  # no such claim in the namespace
+    eu_mdeps.create("llm", spec(model=model, resources={"gpu": {"products": ["L4"]}}, placement=placement))
+    stalled = eu_mdeps.wait_condition("llm", "Stalled", timeout=60)
+    assert stalled["reason"] == "Unschedulable"
+    assert 'persistentvolumeclaim "models" not found' in stalled["message"]
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 8:  # well past unschedulableSeconds: a shortfall would have moved by now
+        regions = {d.metadata.labels["serving.meridian.dev/region"] for d in eu_mdeps.deployments("llm").values()}
+        assert regions == {"sbg"}, regions
+        time.sleep(0.5)
+    assert "Failover" not in {e.reason for e in eu_mdeps.events("llm")}
+    wait_for("the Unschedulable Event", lambda: "Unschedulable" in {e.reason for e in eu_mdeps.events("llm")}, 10)

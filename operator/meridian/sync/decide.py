@@ -24,6 +24,7 @@ from meridian.sync.decision import Decision, Eviction, Note, Prune, Record
 from meridian.sync.evictions import evictions, namespace_mismatch, region_of_child, untrusted_regions
 from meridian.sync.insync import in_sync
 from meridian.sync.observe import observe
+from meridian.sync.pending import pending_problems
 from meridian.sync.residency import Proof, prove, required_tags
 from meridian.sync.stall import newly_stalled, pod_problems
 from meridian.sync.status import build_status, same_status
@@ -100,7 +101,7 @@ def sync(world: World) -> Decision:
     if world.apply_failure is not None:
         f = world.apply_failure
         problems.insert(0, Problem("ApplyRejected" if f.permanent else "ApplyFailed", f"{f.object}: {f.message}"))
-    failing = pod_problems(world.pods) if not problems else []
+    failing = [*pod_problems(world.pods), *pending_problems(world.pods)] if not problems else []
     stalled = [x for x in problems if x.reason != "ApplyFailed"] + failing
     if stalled and newly_stalled(md, stalled[0].reason):
         notes += [Note(x.reason, x.message, warning=True) for x in stalled]

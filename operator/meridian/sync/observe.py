@@ -9,6 +9,7 @@ from typing import Any
 
 from meridian.placement.plan import Hold, Observed
 from meridian.render.labels import REGION_LABEL
+from meridian.sync.pending import is_capacity
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,8 @@ def observe(
         label = pod.get("metadata", {}).get("labels", {}).get(REGION_LABEL, "")
         region = names.get(label, label)
         cond = unschedulable_condition(pod)
-        if region not in regions or cond is None:
-            continue
+        if region not in regions or cond is None or not is_capacity(str(cond.get("message") or "")):
+            continue  # a pod no region could place (a missing claim, say) is a Problem, not a shortfall
         entry = regions[region]
         entry["unschedulable"] += 1
         since = timestamp(cond.get("lastTransitionTime"))

@@ -1,0 +1,87 @@
+"""Pending explained: the scheduler's message decides between failover and Stalled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.sync_worlds import deployment, model, nodes_of, pod, region, world
+
+from meridian.sync import sync
+from meridian.sync.pending import is_capacity
+
+pytestmark = pytest.mark.unit
+
+PREEMPT = " preemption: 0/81 nodes are available: 81 Preemption is not helpful for scheduling."
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "0/81 nodes are available: 4 Insufficient nvidia.com/gpu, 77 node(s) didn't match Pod's node affinity/selector."
+        + PREEMPT,
+        "0/75 nodes are available: 75 node(s) didn't match Pod's node affinity/selector." + PREEMPT,
+        "0/81 nodes are available: 4 node(s) were unschedulable, 77 node(s) didn't match Pod's node affinity/selector.",
+        "0/81 nodes are available: 4 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 77 node(s) "
+        "didn't match Pod's node affinity/selector.",
+        "no nodes available to schedule pods",
+    ],
+)
+def test_a_shortfall_of_room_is_capacity(message: str) -> None:
+    assert is_capacity(message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        '0/81 nodes are available: persistentvolumeclaim "models" not found.' + PREEMPT,
+        "0/81 nodes are available: 4 node(s) had untolerated taint {maintenance: true}, 77 node(s) didn't match "
+        "Pod's node affinity/selector." + PREEMPT,
+        "0/81 nodes are available: pod has unbound immediate PersistentVolumeClaims." + PREEMPT,
+    ],
+)
+def test_what_no_region_can_fix_is_not_capacity(message: str) -> None:
+    assert not is_capacity(message)
+
+
+def pending(name: str, region_name: str, message: str) -> dict[str, Any]:
+    p = pod(name, region_name)
+    p["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+            "lastTransitionTime": "2001-01-01T00:00:00Z",  # long past unschedulableSeconds
+        }
+    ]
+    return p
+
+
+def test_a_missing_claim_stalls_with_the_schedulers_words_and_moves_nothing() -> None:
+    md = model(replicas=2, placement={"residency": ["EU"], "regions": [{"name": "gra"}, {"name": "rbx", "weight": 0}]})
+    regions = [region("gra", ["EU"]), region("rbx", ["EU"])]
+    message = '0/2 nodes are available: persistentvolumeclaim "models" not found.' + PREEMPT
+    live = [deployment(md, "gra", 2, ready=0)]
+    d = sync(
+        world(md, regions, nodes_of(gra=1, rbx=1), live, [pending("a", "gra", message), pending("b", "gra", message)])
+    )
+    stalled = next(c for c in d.status["conditions"] if c["type"] == "Stalled")  # type: ignore[index]
+    assert stalled["status"] == "True" and stalled["reason"] == "Unschedulable"
+    assert 'persistentvolumeclaim "models" not found' in stalled["message"]
+    moved = {o["metadata"]["labels"]["serving.meridian.dev/region"] for o in d.applies if o["kind"] == "Deployment"}
+    assert "rbx" not in moved
+
+
+def test_a_region_out_of_gpus_still_fails_over() -> None:
+    md = model(replicas=2, placement={"residency": ["EU"], "regions": [{"name": "gra"}, {"name": "rbx", "weight": 0}]})
+    regions = [region("gra", ["EU"]), region("rbx", ["EU"])]
+    message = (
+        "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node affinity/selector."
+    )
+    live = [deployment(md, "gra", 2, ready=0)]
+    d = sync(
+        world(md, regions, nodes_of(gra=1, rbx=1), live, [pending("a", "gra", message), pending("b", "gra", message)])
+    )
+    moved = {o["metadata"]["labels"]["serving.meridian.dev/region"] for o in d.applies if o["kind"] == "Deployment"}
+    assert "rbx" in moved
