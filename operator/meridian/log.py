@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -18,6 +19,29 @@ def _object_ref(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapp
         event.setdefault("namespace", ref.get("namespace"))
         event.setdefault("name", ref.get("name"))
     return event
+
+
+class TransientRetries(logging.Filter):
+    """kopf logs every retried request at error level; a 429 (the API server starting, or asking us
+    to slow down) is retried as asked and is no error. Say it once per request, at info."""
+
+    RETRY = re.compile(r"Request attempt #\d+(/\d+)? failed; will retry: (\S+ \S+) -> APITooManyRequestsError")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kopf") or record.levelno < logging.WARNING:
+            return True
+        found = self.RETRY.match(record.getMessage())
+        if found is None:
+            return True
+        if found.group(2) in self.seen:
+            return False
+        self.seen.add(found.group(2))
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 def configure(level: str = "INFO", fmt: str = "json") -> None:
@@ -38,6 +62,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(TransientRetries())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, _object_ref],

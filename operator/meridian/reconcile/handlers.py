@@ -19,7 +19,7 @@ from meridian.placement.plan import Hold
 from meridian.reconcile.autoscaler import Autoscalers, autoscale_tick
 from meridian.reconcile.kopfsettings import configure_kopf
 from meridian.reconcile.kube import Kube, retry_after
-from meridian.reconcile.metrics import RECONCILE_SECONDS, RECONCILES, serve
+from meridian.reconcile.metrics import RECONCILE_SECONDS, RECONCILES
 from meridian.reconcile.reconciler import reconcile
 from meridian.reconcile.regions import refresh_regions
 from meridian.reconcile.runtime_probe import probe_runtime
@@ -133,7 +133,6 @@ async def _later(st: State, key: tuple[str, str], delay: float) -> None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: Settings = memo.get("config") or Settings()
     configure_kopf(settings, config)
-    serve(config.metrics_port)
     memo["meridian"] = State(await Kube.connect(), config)
 
 

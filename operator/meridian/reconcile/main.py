@@ -1,4 +1,8 @@
-"""`meridian run`: configure logging, then run the kopf operator until signalled."""
+"""`meridian run`: configure logging, open the metrics port, then run the kopf operator until signalled.
+
+What cannot pass by waiting (the metrics port already taken) ends the process at once, non-zero,
+with a message naming it; kopf would retry a failing start-up handler forever.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import kopf
 
 from meridian.config import Settings
 from meridian.log import configure
+from meridian.log import get as get_logger
+from meridian.reconcile.metrics import serve
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -44,5 +50,14 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure(settings.log_level, settings.log_format)
+    try:
+        serve(settings.metrics_port)
+    except OSError as e:
+        get_logger("meridian.run").error(
+            "cannot serve metrics; set MERIDIAN_METRICS_PORT or --metrics-port",
+            port=settings.metrics_port,
+            error=str(e),
+        )
+        return 1
     asyncio.run(operate(settings))
     return 0
