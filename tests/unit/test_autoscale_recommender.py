@@ -143,6 +143,7 @@ def test_status_carries_the_decision() -> None:
         "currentValue": 3.0,
         "recommendedReplicas": 6,
         "lastScaleTime": "2023-11-14T22:13:20Z",
+        "metricProblems": [],  # filled by the shell from the metric source
     }
     rec, _ = evaluate(spec(), 2, pods(1.0, 1.0), AutoscaleState(), 0.0, policy="hpa")
     assert rec.status(0.0, last_scale_time="2023-01-01T00:00:00Z").last_scale_time == "2023-01-01T00:00:00Z"

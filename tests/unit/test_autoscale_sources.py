@@ -284,9 +284,45 @@ async def test_scrape_source_against_a_local_triton_stand_in(session: aiohttp.Cl
         hung = ScrapeSource(session, port=slow_port, timeout=0.2)
         [sample] = await hung.samples([PodRef("hung", "127.0.0.1", ready=True)], "pendingRequests")
         assert sample.ready and sample.value is None  # unreachable in time = missing
+        assert hung.problems() == ["pod hung: /metrics did not answer within 0.2s"]
     finally:
         await runner.cleanup()
         await slow_runner.cleanup()
+
+
+async def test_an_endless_metrics_body_is_never_read_whole(session: aiohttp.ClientSession) -> None:
+    sent = {"bytes": 0}
+
+    async def endless(request: web.Request) -> web.StreamResponse:  # no Content-Length: chunked, forever
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        chunk = b"# HELP padding\n" * 4096
+        while sent["bytes"] < 64 * 1024 * 1024:
+            await resp.write(chunk)
+            sent["bytes"] += len(chunk)
+        return resp
+
+    async def huge(_: web.Request) -> web.Response:  # announces its size up front
+        return web.Response(body=b"x" * (2 * 1024 * 1024))
+
+    app = web.Application()
+    app.router.add_get("/metrics", endless)
+    big = web.Application()
+    big.router.add_get("/metrics", huge)
+    runner, port = await serve(app)
+    big_runner, big_port = await serve(big)
+    try:
+        src = ScrapeSource(session, port=port, timeout=5, max_bytes=1024 * 1024)
+        [sample] = await src.samples([PodRef("tenant", "127.0.0.1", ready=True)], "pendingRequests")
+        assert sample.ready and sample.value is None
+        assert src.problems() == ["pod tenant: /metrics is over 1048576 bytes; not read"]
+        assert sent["bytes"] < 64 * 1024 * 1024  # the operator stopped reading long before the end
+        announced = ScrapeSource(session, port=big_port, max_bytes=1024 * 1024)
+        await announced.samples([PodRef("big", "127.0.0.1", ready=True)], "pendingRequests")
+        assert announced.problems() == ["pod big: /metrics is 2097152 bytes, over 1048576"]
+    finally:
+        await runner.cleanup()
+        await big_runner.cleanup()
 
 
 async def test_prometheus_source_against_a_local_api_stand_in(session: aiohttp.ClientSession) -> None:

@@ -337,6 +337,10 @@ class AutoscalingStatus(ApiModel):
     last_scale_time: str | None = Field(
         default=None, description="When the total last changed.", json_schema_extra={"format": "date-time"}
     )
+    metric_problems: list[str] = Field(
+        default_factory=list,
+        description="Pods whose metrics could not be read at the last evaluation, and why (too large, too slow).",
+    )
 
 
 class RuntimeStatus(ApiModel):

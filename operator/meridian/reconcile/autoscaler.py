@@ -80,6 +80,7 @@ async def autoscale_tick(kube: Kube, body: Mapping[str, Any], scalers: Autoscale
     )
     previous = md.status.autoscaling.last_scale_time if md.status.autoscaling else None
     status = rec.status(now, previous).wire()
+    status["metricProblems"] = scalers.source(key).problems()
     current = md.status.autoscaling.wire() if md.status.autoscaling else None
     if status != current:
         await kube.apply_status(

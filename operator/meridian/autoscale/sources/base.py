@@ -33,3 +33,7 @@ class MetricSource(Protocol):
     async def samples(
         self, pods: Sequence[PodRef], metric: ScalingMetric, *, namespace: str, model: str | None = None
     ) -> list[PodSample]: ...
+
+    def problems(self) -> list[str]:
+        """Why some pods of the last call gave no sample (too large, too slow); empty when none."""
+        ...

@@ -156,6 +156,10 @@ class PrometheusSource:
         except (aiohttp.ClientError, TimeoutError, ValueError, PrometheusError):
             return None
 
+    def problems(self) -> list[str]:
+        """Prometheus answers for every pod at once; what it cannot answer raises instead."""
+        return []
+
     async def samples(
         self, pods: Sequence[PodRef], metric: ScalingMetric, *, namespace: str, model: str | None = None
     ) -> list[PodSample]:
