@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", description="json or console.")
     log_level: str = Field(default="INFO", description="Log level.")
     autoscale_interval_seconds: float = Field(default=15.0, description="Autoscaling evaluation period.")
+    operator_namespace: str = Field(
+        default="", description="Namespace the operator runs in; like kube-system, it is never written."
+    )
     max_concurrent_reconciles: int = Field(
         default=8, description="Reconciles running at once; the rest wait their turn.", ge=1
     )

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from tests.sync_worlds import deployment, model, nodes_of, pod, region, world
 
+from meridian.config import Settings
 from meridian.render.names import model_service_name, regional_name
 from meridian.sync import ApplyFailure, sync
 
@@ -141,3 +142,14 @@ def test_pods_of_a_paused_model_are_still_evicted() -> None:
     assert {e.kind for e in d.evictions} == {"Deployment", "Pod"}
     assert d.applies == ()
     assert cond(d.status, "ResidencyCompliant")["status"] == "False"
+
+
+def test_nothing_is_written_in_kube_system_or_the_operators_own_namespace() -> None:
+    for ns, settings in (
+        ("kube-system", Settings()),
+        ("meridian-system", Settings(operator_namespace="meridian-system")),
+    ):
+        md = model(namespace=ns)
+        d = sync(world(md, [GRA], nodes_of(gra=1), [deployment(md, "waw", 1)], settings=settings))
+        assert d.applies == () and d.evictions == () and d.prunes == ()
+        assert cond(d.status, "Stalled")["reason"] == "ProtectedNamespace"

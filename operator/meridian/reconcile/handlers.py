@@ -245,8 +245,8 @@ async def scheduled_pod_changed(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, "regions")
 async def region_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
-    """A Region's spec matters to every model; its capacity to the models running there and to those
-    not yet fully placed."""
+    """A Region's spec matters to the models that run there or could; its capacity to those, and to
+    the models not yet fully placed."""
     st = state(memo)
     name = body.metadata.name or ""
     spec = None if type == "DELETED" else dict(body.spec)
@@ -263,7 +263,9 @@ async def region_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_
     shape = (status.get("nodes"), status.get("readyNodes"), status.get("totalGpus"))
     shape_changed = st.region_shapes.get(name) != shape
     st.region_shapes[name] = shape
-    usable = {key for key in st.known if could_use(st, key, name)} if shape_changed else set()
-    affected = st.known if spec_changed else st.unsatisfied | st.by_region.get(name, set()) | usable
+    # a spec change (jurisdictions, selector, cordon) matters to the models that run there or could;
+    # a model that excludes the region, or whose allow list leaves it out, is not touched by it
+    usable = {key for key in st.known if could_use(st, key, name)} if shape_changed or spec_changed else set()
+    affected = st.unsatisfied | st.by_region.get(name, set()) | usable
     for ns, md in sorted(affected):
         requeue(st, ns, md, delay=0.2)

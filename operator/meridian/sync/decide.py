@@ -51,8 +51,14 @@ def _key(obj: Mapping[str, Any]) -> ChildKey:
     return obj["kind"], obj["metadata"]["name"]
 
 
+PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
+
 def sync(world: World) -> Decision:
     md = world.model
+    protected = PROTECTED_NAMESPACES | ({world.settings.operator_namespace} - {""})
+    if md.metadata.namespace in protected:
+        return _refuse_namespace(md, world)
     regions = world.regions
     claims = node_claims(regions, world.nodes.items())
     untrusted = untrusted_regions(claims.conflicts())
@@ -128,6 +134,24 @@ def sync(world: World) -> Decision:
         held=None if p.stalled or md.spec.paused else p.held,
         regions=frozenset({t.region for t in p.targets} | set(obs.regions)),
         satisfied=satisfied and not problems,
+    )
+
+
+def _refuse_namespace(md: ModelDeployment, world: World) -> Decision:
+    """Nothing is written in kube-system or the operator's own namespace, not even an eviction."""
+    problem = Problem(
+        "ProtectedNamespace",
+        f"Meridian writes nothing in namespace {md.metadata.namespace} (kube-system and its own namespace "
+        "are off limits): create the ModelDeployment in an application namespace",
+    )
+    obs = observe([], [])
+    status = build_status(md, Plan(md.spec.replicas), obs, now=iso(world.now), problems=[problem])
+    notes = (Note(problem.reason, problem.message, warning=True),) if newly_stalled(md, problem.reason) else ()
+    return Decision(
+        status=None if same_status(status, md.status.wire()) else status,
+        notes=notes,
+        problems=(problem,),
+        satisfied=False,
     )
 
 
