@@ -73,16 +73,13 @@ def describe_controller(obj: Mapping[str, Any]) -> str:
 async def gather(kube: Kube, md: ModelDeployment, settings: Settings, held: Mapping[str, Hold] | None) -> World:
     ns = md.metadata.namespace
     regions = tuple(Region.model_validate(r) for r in await kube.list(API_VERSION, "Region"))
+    selector = f"{MD_LABEL}={label_value(md.metadata.name)}"
     owned: dict[tuple[str, str], dict[str, Any]] = {}
-    foreign: dict[tuple[str, str], str] = {}
     for api_version, kind in CHILD_KINDS:
-        for obj in await kube.list(api_version, kind, ns):
-            key = (kind, obj["metadata"]["name"])
-            if controller_uid(obj) == md.metadata.uid:
-                owned[key] = obj
-            else:
-                foreign[key] = describe_controller(obj)
-    pods = await kube.list("v1", "Pod", ns, f"{MD_LABEL}={label_value(md.metadata.name)}")
+        for obj in await kube.list(api_version, kind, ns, selector):
+            if controller_uid(obj) == md.metadata.uid:  # a label alone proves nothing
+                owned[(kind, obj["metadata"]["name"])] = obj
+    pods = await kube.list("v1", "Pod", ns, selector)
     nodes = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in await kube.list("v1", "Node")}
     namespace = await kube.get("v1", "Namespace", "", ns) or {}
     tag = ((namespace.get("metadata") or {}).get("labels") or {}).get(NAMESPACE_RESIDENCY_LABEL, "")
@@ -90,7 +87,6 @@ async def gather(kube: Kube, md: ModelDeployment, settings: Settings, held: Mapp
         model=md,
         regions=regions,
         owned=owned,
-        foreign=foreign,
         pods=tuple(p for p in pods if controller_uid(p) and _kind_of_controller(p) == "ReplicaSet"),
         nodes=nodes,
         namespace_residency=tag,
@@ -117,6 +113,10 @@ async def reconcile(
         return Outcome()
     world = await gather(kube, md, settings, held)
     decision = sync(world)
+    taken = await names_taken(kube, world, decision)
+    if taken:  # a name we would create is someone else's: decide again, knowing it
+        world = replace(world, foreign=taken)
+        decision = sync(world)
     out = Outcome(decision=decision, held=decision.held)
     await evict(kube, md, decision, log)
     try:
@@ -157,6 +157,21 @@ async def evict(kube: Kube, md: ModelDeployment, decision: Decision, log: Any) -
             await kube.delete("v1", "Pod", ns, e.name, grace_seconds=0)
         RESIDENCY_EVICTIONS.labels(e.kind).inc()
         log.warning("evicted", kind=e.kind, object=e.name, region=e.region, reason=e.reason)
+
+
+async def names_taken(kube: Kube, world: World, decision: Decision) -> dict[tuple[str, str], str]:
+    """Of the objects this pass would create (not among the owned children), those that exist and
+    are not controlled by this model. One GET per new name: nothing in the steady state."""
+    md = world.model
+    out: dict[tuple[str, str], str] = {}
+    for obj in decision.applies:
+        key = (obj["kind"], obj["metadata"]["name"])
+        if key in world.owned:
+            continue
+        live = await kube.get(obj["apiVersion"], obj["kind"], md.metadata.namespace, key[1])
+        if live is not None and controller_uid(live) != md.metadata.uid:
+            out[key] = describe_controller(live)
+    return out
 
 
 def _failure(error: BaseException, out: Outcome, decision: Decision) -> ApplyFailure:

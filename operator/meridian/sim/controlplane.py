@@ -82,6 +82,7 @@ class ControlPlane:
         self._bins = bins
         self._die_with_parent = die_with_parent
         self.kubeconfig = self.workdir / "kubeconfig"
+        self._pki: pki.PKI | None = None
         self.state: state.State | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -104,6 +105,7 @@ class ControlPlane:
         t0 = time.monotonic()
         etcd_port, etcd_peer, api_port = network.free_ports(3)
         certs = pki.generate(self.workdir / "pki", SERVICE_IP)
+        self._pki = certs
         server = f"https://127.0.0.1:{api_port}"
         kubeconfig.write(self.kubeconfig, server, certs.ca.cert, certs.admin, "admin")
         kcm_kc = kubeconfig.write(
@@ -171,6 +173,30 @@ class ControlPlane:
     @property
     def processes(self) -> list[ProcessRecord]:
         return list(self.state.processes) if self.state else []
+
+    def kill(self, component: str) -> None:
+        """SIGKILL one component (a fault, for tests): no grace, as when a machine dies."""
+        rec = self._record(component)
+        processes.kill(rec)
+        _log().info("killed", component=component, pid=rec.pid)
+
+    def revive(self, component: str, timeout: float = 60.0) -> None:
+        """Start a killed component again with the same arguments (and data); wait for the API server."""
+        assert self.state is not None
+        rec = self._record(component)
+        new = processes.spawn(component, rec.args, self.workdir / "logs", die_with_parent=self._die_with_parent)
+        self.state.processes[self.state.processes.index(rec)] = new
+        state.save(self.workdir, self.state)
+        assert self._pki is not None, "revive needs a control plane this object started"
+        ctx = network.tls_context(self._pki.ca.cert, self._pki.admin)
+        self._wait("kube-apiserver", f"{self.state.apiserver_url}/readyz", ctx, timeout)
+        _log().info("revived", component=component, pid=new.pid)
+
+    def _record(self, component: str) -> ProcessRecord:
+        found = [p for p in self.processes if p.name == component]
+        if not found:
+            raise ControlPlaneError(f"no {component} in this control plane")
+        return found[0]
 
     # -- internals ---------------------------------------------------------------------------------
 

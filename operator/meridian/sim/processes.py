@@ -127,6 +127,16 @@ def _signal_group(rec: ProcessRecord, sig: signal.Signals) -> None:
         os.killpg(rec.pgid, sig)
 
 
+def kill(rec: ProcessRecord) -> None:
+    """SIGKILL the process group at once and wait until its leader is gone."""
+    for _ in range(200):
+        _reap(rec.pid)
+        if not alive(rec):
+            return
+        _signal_group(rec, signal.SIGKILL)
+        time.sleep(0.05)
+
+
 def stop(rec: ProcessRecord, grace: float = 10.0) -> bool:
     """SIGTERM the process group, wait up to grace seconds, then SIGKILL; True when nothing is left.
 

@@ -32,9 +32,9 @@ class ApplyFailure:
 class World:
     """One model and what surrounds it, as the watch caches (or lists) saw it.
 
-    `owned` are the children whose controller ownerReference is this model; `foreign` names every
-    other object of a child kind in the namespace, with who controls it, so that a name we would
-    apply is never taken over. `nodes` maps every node to its labels; `namespace_residency` is the
+    `owned` are the children whose controller ownerReference is this model; `foreign` names objects
+    this model would create that exist already under another controller (or none), with who that
+    is, so that a name is never taken over. `nodes` maps every node to its labels; `namespace_residency` is the
     namespace's `serving.meridian.dev/residency` label ("" when unlabelled).
     """
 
