@@ -131,7 +131,11 @@ CHILDREN = (("apps", "deployments"), ("", "services"), ("", "configmaps"), ("pol
 NAMESPACED_RULES = {
     *{("serving.meridian.dev", "modeldeployments", verb, "") for verb in ("get", "list", "watch", "patch")},
     ("serving.meridian.dev", "modeldeployments/status", "patch", ""),
-    *{(group, res, verb, "") for group, res in CHILDREN for verb in ("list", "watch", "create", "patch", "delete")},
+    *{
+        (group, res, verb, "")
+        for group, res in CHILDREN
+        for verb in ("get", "list", "watch", "create", "patch", "delete")
+    },
     ("", "pods", "list", ""),
     ("", "pods", "watch", ""),
     ("", "pods", "delete", ""),
