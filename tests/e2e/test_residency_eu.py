@@ -106,8 +106,8 @@ def test_a_region_losing_eu_while_serving_is_emptied_and_never_reported_complian
         stalled = eu_mdeps.wait_condition("llm", "Stalled")
         assert "EU" in stalled["message"]
         assert eu_mdeps.deployments("llm") == {}
-        reasons = {e.reason for e in eu_mdeps.events("llm")}
-        assert "Evicted" in reasons, reasons
+        # Events come last, after the status write: wait for them rather than race them
+        wait_for("an Evicted Event", lambda: "Evicted" in {e.reason for e in eu_mdeps.events("llm")}, timeout=10)
         log = eu.operator.log.read_text()
         assert '"event": "residency.eviction"' in log and '"region": "waw"' in log
     print(f"last pod gone {gone:.1f}s after the Region lost EU")
@@ -161,8 +161,12 @@ def test_a_node_relabelled_after_scheduling_loses_its_pod_and_the_status_names_i
         )
         assert (last["pod"], last["node"]) == (victim.metadata.name, node), last
         assert "no Region selects this node" in last["reason"]
-        violation = [e for e in eu_mdeps.events("llm") if e.reason == "ResidencyViolation"]
-        assert violation and victim.metadata.name in violation[0].message and node in violation[0].message
+        violation = wait_for(  # the Event follows the status write
+            "a ResidencyViolation Event",
+            lambda: [e for e in eu_mdeps.events("llm") if e.reason == "ResidencyViolation"],
+            timeout=10,
+        )
+        assert victim.metadata.name in violation[0].message and node in violation[0].message
         eu_mdeps.wait_condition("llm", "Ready", timeout=60)  # replaced on a node that is sbg's
         where = {p.spec.node_name for p in live_pods(eu_mdeps, "llm") if p.spec.node_name}
         assert node not in where

@@ -148,6 +148,8 @@ CLUSTER_RULES = {
     ("", "nodes", "list", ""),
     ("", "nodes", "watch", ""),
     ("", "namespaces", "get", ""),
+    ("", "namespaces", "list", ""),
+    ("", "namespaces", "watch", ""),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list", ""),
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch", ""),
 }

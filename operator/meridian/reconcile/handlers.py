@@ -24,6 +24,7 @@ from meridian.reconcile.reconciler import reconcile
 from meridian.reconcile.regions import refresh_regions
 from meridian.reconcile.runtime_probe import probe_runtime
 from meridian.render.labels import MANAGED_BY, MD_LABEL
+from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL
 
 MANAGED = {MANAGED_BY: "meridian"}
 log = get_logger("meridian.handlers")
@@ -42,6 +43,7 @@ class State:
         self.orphans_reported: set[str] = set()
         self.region_specs: dict[str, Any] = {}
         self.region_shapes: dict[str, Any] = {}
+        self.namespace_tags: dict[str, str] = {}  # namespace → its serving.meridian.dev/residency label
         self.unsatisfied: set[tuple[str, str]] = set()
         self.by_region: dict[str, set[tuple[str, str]]] = {}
         # which regions each model could use (None: any not excluded); a region's capacity matters to them
@@ -231,6 +233,19 @@ async def _inventory_later(st: State, delay: float) -> None:
         log.warning("region capacity refresh failed; retrying", error=str(e))
         st.inventory_pending = None
         requeue_inventory(st, delay=5.0)
+
+
+@kopf.on.event("", "v1", "namespaces")
+async def namespace_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+    """A namespace gaining or changing its residency label: its models are judged again at once."""
+    st = state(memo)
+    ns = body.metadata.name or ""
+    tag = "" if type == "DELETED" else (body.metadata.labels or {}).get(NAMESPACE_RESIDENCY_LABEL, "")
+    if st.namespace_tags.get(ns, "") == tag:
+        return
+    st.namespace_tags[ns] = tag
+    for key in sorted(k for k in st.known if k[0] == ns):
+        requeue(st, *key, delay=0.1)
 
 
 @kopf.on.event("", "v1", "nodes")
