@@ -126,9 +126,14 @@ async def _later(st: State, key: tuple[str, str], delay: float) -> None:
             return
         await reconcile_now(st, body)
     except Exception as e:  # never let one object take the operator down; retry with backoff
-        wait = retry_after(e) or min(max(delay, 0.5) * 2, 10.0)
-        log.warning("reconcile failed; retrying", namespace=key[0], name=key[1], error=str(e)[:300], retry_in=wait)
-        requeue(st, *key, delay=wait)
+        retry_later(st, key, e, min(max(delay, 0.5) * 2, 10.0))
+
+
+def retry_later(st: State, key: tuple[str, str], error: BaseException, backoff: float) -> None:
+    """Requeue a failed reconcile after the API server's Retry-After, else after `backoff`."""
+    wait = retry_after(error) or backoff
+    log.warning("reconcile failed; retrying", namespace=key[0], name=key[1], error=str(error)[:300], retry_in=wait)
+    requeue(st, *key, delay=wait)
 
 
 @kopf.on.startup()
@@ -152,15 +157,7 @@ async def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) ->
     try:
         await reconcile_now(st, body)
     except Exception as e:  # retried by our own backoff, which honours Retry-After, not kopf's minute
-        wait = retry_after(e) or 1.0
-        log.warning(
-            "reconcile failed; retrying",
-            namespace=body.metadata.namespace,
-            name=body.metadata.name,
-            error=str(e)[:300],
-            retry_in=wait,
-        )
-        requeue(st, body.metadata.namespace or "", body.metadata.name or "", delay=wait)
+        retry_later(st, (body.metadata.namespace or "", body.metadata.name or ""), e, 1.0)
 
 
 def _autoscaled(spec: kopf.Spec, **_: Any) -> bool:

@@ -56,18 +56,15 @@ class Outcome:
         return self.decision.regions if self.decision else frozenset()
 
 
-def controller_uid(obj: Mapping[str, Any]) -> str:
-    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid", ""))
-    return ""
+def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ownerReference marked controller, or {} when nothing controls the object."""
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return next((r for r in refs if r.get("controller")), {})
 
 
 def describe_controller(obj: Mapping[str, Any]) -> str:
-    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return f"controlled by {ref.get('kind')} {ref.get('name')}"
-    return "not controlled by Meridian"
+    ref = controller_ref(obj)
+    return f"controlled by {ref.get('kind')} {ref.get('name')}" if ref else "not controlled by Meridian"
 
 
 async def gather(kube: Kube, md: ModelDeployment, settings: Settings, held: Mapping[str, Hold] | None) -> World:
@@ -77,7 +74,7 @@ async def gather(kube: Kube, md: ModelDeployment, settings: Settings, held: Mapp
     owned: dict[tuple[str, str], dict[str, Any]] = {}
     for api_version, kind in CHILD_KINDS:
         for obj in await kube.list(api_version, kind, ns, selector):
-            if controller_uid(obj) == md.metadata.uid:  # a label alone proves nothing
+            if controller_ref(obj).get("uid") == md.metadata.uid:  # a label alone proves nothing
                 owned[(kind, obj["metadata"]["name"])] = obj
     pods = await kube.list("v1", "Pod", ns, selector)
     nodes = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in await kube.list("v1", "Node")}
@@ -87,18 +84,13 @@ async def gather(kube: Kube, md: ModelDeployment, settings: Settings, held: Mapp
         model=md,
         regions=regions,
         owned=owned,
-        pods=tuple(p for p in pods if controller_uid(p) and _kind_of_controller(p) == "ReplicaSet"),
+        pods=tuple(p for p in pods if controller_ref(p).get("kind") == "ReplicaSet"),
         nodes=nodes,
         namespace_residency=tag,
         held=dict(held or {}),
         now=time.time(),
         settings=settings,
     )
-
-
-def _kind_of_controller(obj: Mapping[str, Any]) -> str:
-    refs = obj.get("metadata", {}).get("ownerReferences") or []
-    return next((str(r.get("kind")) for r in refs if r.get("controller")), "")
 
 
 async def reconcile(
@@ -169,7 +161,7 @@ async def names_taken(kube: Kube, world: World, decision: Decision) -> dict[tupl
         if key in world.owned:
             continue
         live = await kube.get(obj["apiVersion"], obj["kind"], md.metadata.namespace, key[1])
-        if live is not None and controller_uid(live) != md.metadata.uid:
+        if live is not None and controller_ref(live).get("uid") != md.metadata.uid:
             out[key] = describe_controller(live)
     return out
 

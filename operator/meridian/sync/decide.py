@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
-from meridian.api.region import Region
 from meridian.placement.claims import node_claims
 from meridian.placement.plan import Plan, plan
 from meridian.placement.types import Problem
@@ -65,11 +64,11 @@ def sync(world: World) -> Decision:
     ns_tag = world.namespace_residency
     required = required_tags(md.spec.placement.residency, ns_tag)
     proof = prove(required, world.pods, claims, regions)
+    names = {label_value(r.name): r.name for r in regions}  # region label value → Region
     deployments = [o for (kind, _), o in sorted(world.owned.items()) if kind == "Deployment"]
-    evicted = evictions(md, deployments, proof, world.pods, regions, untrusted, ns_tag)
+    evicted = evictions(md, deployments, proof, world.pods, regions, untrusted, ns_tag, names)
     gone = {e.name for e in evicted if e.kind == "Deployment"}
     remaining = [d for d in deployments if d["metadata"]["name"] not in gone]
-    names = {label_value(r.name): r.name for r in regions}
     obs = observe(remaining, world.pods, names)
     notes, records = _eviction_reports(evicted, proof, required)
 
@@ -101,9 +100,9 @@ def sync(world: World) -> Decision:
             )
         else:
             applies = [o for o in desired if not _in_sync(o, world.owned.get(_key(o)))]
-            prunes = _prunes(world, desired, gone, regions)
+            prunes = _prunes(world, desired, gone, names)
             notes += _apply_notes(applies, world.owned, p, prunes)
-            records += _placement_records(applies, world.owned, required)
+            records += _placement_records(applies, world.owned, required, names)
     if world.apply_failure is not None:
         f = world.apply_failure
         problems.insert(0, Problem("ApplyRejected" if f.permanent else "ApplyFailed", f"{f.object}: {f.message}"))
@@ -160,7 +159,7 @@ def _in_sync(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool
 
 
 def _prunes(
-    world: World, desired: Sequence[Mapping[str, Any]], gone: set[str], regions: Sequence[Region]
+    world: World, desired: Sequence[Mapping[str, Any]], gone: set[str], names: Mapping[str, str]
 ) -> list[Prune]:
     """Owned children no longer planned. A Deployment whose region still has a replacement that is
     not yet ready (a renamed child, after an upgrade) stays until it is: surge first."""
@@ -168,13 +167,13 @@ def _prunes(
     replacing: dict[str, tuple[str, int]] = {}
     for o in desired:
         if o["kind"] == "Deployment":
-            replacing[region_of_child(o, regions)] = (o["metadata"]["name"], int(o["spec"]["replicas"]))
+            replacing[region_of_child(o, names)] = (o["metadata"]["name"], int(o["spec"]["replicas"]))
     out = []
     for (kind, name), obj in sorted(world.owned.items()):
         if (kind, name) in wanted or (kind == "Deployment" and name in gone):
             continue
         if kind == "Deployment":
-            new = replacing.get(region_of_child(obj, regions))
+            new = replacing.get(region_of_child(obj, names))
             if new is not None and _ready(world.owned.get(("Deployment", new[0]))) < new[1]:
                 continue
         out.append(Prune(str(obj.get("apiVersion", "v1")), kind, name))
@@ -246,7 +245,10 @@ def _eviction_reports(
 
 
 def _placement_records(
-    applies: Sequence[Mapping[str, Any]], owned: Mapping[ChildKey, Mapping[str, Any]], required: Sequence[str]
+    applies: Sequence[Mapping[str, Any]],
+    owned: Mapping[ChildKey, Mapping[str, Any]],
+    required: Sequence[str],
+    names: Mapping[str, str],
 ) -> list[Record]:
     """One residency.placement line per Deployment whose replica count changes."""
     out = []
@@ -261,7 +263,7 @@ def _placement_records(
                     "residency.placement",
                     {
                         "object": obj["metadata"]["name"],
-                        "region": region_of_child(obj, ()),
+                        "region": region_of_child(obj, names),
                         "replicas": after,
                         "previousReplicas": before,
                         "required": list(required),

@@ -15,7 +15,6 @@ from meridian.api.modeldeployment import ModelDeployment
 from meridian.api.region import Region
 from meridian.placement.types import ANY_REGION
 from meridian.render.labels import REGION_LABEL
-from meridian.render.names import label_value
 from meridian.sync.decision import Eviction
 from meridian.sync.residency import Proof
 
@@ -67,13 +66,11 @@ def forbidden_reason(
     return ""
 
 
-def region_of_child(obj: Mapping[str, Any], regions: Sequence[Region]) -> str:
-    """The Region a child serves, from its region label (label values of long names are hashed)."""
-    value = ((obj.get("metadata") or {}).get("labels") or {}).get(REGION_LABEL, "")
-    for r in regions:
-        if label_value(r.name) == value:
-            return r.name
-    return str(value)
+def region_of_child(obj: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """The Region a child serves, from its region label; `names` maps label values back to Region
+    names (label values of long names are hashed)."""
+    value = str(((obj.get("metadata") or {}).get("labels") or {}).get(REGION_LABEL, ""))
+    return names.get(value, value)
 
 
 def evictions(
@@ -84,11 +81,12 @@ def evictions(
     regions: Sequence[Region],
     untrusted: Mapping[str, str],
     namespace_tag: str,
+    names: Mapping[str, str],
 ) -> list[Eviction]:
     by_name = {r.name: r for r in regions}
     out: list[Eviction] = []
     for d in sorted(deployments, key=lambda d: d["metadata"]["name"]):
-        region = region_of_child(d, regions)
+        region = region_of_child(d, names)
         why = forbidden_reason(md, region, by_name, untrusted, namespace_tag)
         if why:
             out.append(Eviction("Deployment", d["metadata"]["name"], region, why))
@@ -96,7 +94,7 @@ def evictions(
     for v in proof.violations:
         pod = by_pod.get(v.pod, {})
         if not _dying_now(pod):  # the region it was meant for, when its node belongs to no single Region
-            out.append(Eviction("Pod", v.pod, v.region or region_of_child(pod, regions), v.why))
+            out.append(Eviction("Pod", v.pod, v.region or region_of_child(pod, names), v.why))
     return out
 
 
