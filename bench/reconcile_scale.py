@@ -1,188 +1,274 @@
-"""Time from applying N ModelDeployments to all Ready, against the write floor of this control plane.
+"""N models from nothing to every pod Ready: Meridian against the write floor of the same control plane.
 
-Run: python bench/reconcile_scale.py [--n 200] [--fleet examples/fleets/eu.yaml]
+Run: python bench/reconcile_scale.py [--n 1000] [--reps 3] [--fleet examples/fleets/cloud-46.yaml]
 
-Same run, same control plane (kube-apiserver + scheduler + controller manager + kwok on the EU fleet):
-  floor:    the same child objects Meridian would create (ConfigMap, Services, Deployment, PDB per
-            model), created directly with the API client, until every Deployment has its pods Ready;
-  meridian: N ModelDeployments created, `meridian run` (a separate process) doing the rest, until
-            every ModelDeployment reports Ready=True.
-Prints JSON lines: each phase's seconds, the ratio meridian/floor, and the operator's resident memory
-at rest (before any ModelDeployment) and with N of them reconciled.
+One control plane (kube-apiserver, scheduler, controller manager, kwok with the fleet's nodes) for
+the whole run. Model i is pinned to region i mod 46 with residency in that region's first
+jurisdiction, one CPU replica each (the fleet's GPUs are fewer than 1,000), so both phases place the
+same pods on the same nodes and nothing is unschedulable.
+  floor:    the children Meridian renders for each model (ConfigMap, Services, Deployment, PDB),
+            server-side applied by the same async client, one model at a time per worker, with as
+            many workers as the operator runs reconciles at once;
+  meridian: N ModelDeployments created, `meridian run` (a separate process, started and synced
+            before the clock starts) doing the rest.
+Both phases end at the same line: N pods Ready in the namespace, counted the same way. Each phase
+gets a fresh namespace, and starts only after the previous one is deleted and gone. The order
+alternates over the repetitions; medians are printed.
+
+Meridian's phase also reports, from the API server's audit log, its requests per model during
+convergence and per minute in the steady state that follows, and its resident memory: peak
+during convergence and at rest with N models.
+Prints JSON lines.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+from kubernetes_asyncio import client as aclient
+from kubernetes_asyncio import config as aconfig
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.api.region import Region
 from meridian.config import Settings
 from meridian.placement.plan import Observed, plan
+from meridian.reconcile.kube import Kube
 from meridian.render.children import children
-from meridian.sim import binaries, cluster, controlplane
+from meridian.sim import audit, binaries, cluster, controlplane
 from meridian.sim import fleet as fleetmod
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the operator launcher is shared with the test fixtures
 from tests.fixtures_operator import start_operator, stop_operator  # noqa: E402
 
-
-def assign_regions(fleet: fleetmod.Fleet, n: int) -> list[str]:
-    """Pin model i to the EU region with the most GPUs left, so both phases place identically and
-    nothing is unschedulable: the benchmark measures reconciling, not placement."""
-    free: dict[str, int] = {}
-    eu = {r.name for r in fleet.regions if "EU" in r.jurisdictions}
-    for pool in fleet.node_pools:
-        if pool.region in eu:
-            free[pool.region] = free.get(pool.region, 0) + pool.count * pool.gpus_per_node
-    out = []
-    for _ in range(n):
-        region = max(sorted(free), key=lambda r: free[r])
-        free[region] -= 1
-        out.append(region)
-    return out
+STEADY_SECONDS = 60.0
 
 
-def spec(i: int, region: str) -> dict[str, Any]:
+def emit(**fields: Any) -> None:
+    print(json.dumps({"bench": "reconcile_scale", **fields}), flush=True)
+
+
+def spec(i: int, regions: list[Region]) -> dict[str, Any]:
+    region = regions[i % len(regions)]
     return {
         "model": {"format": "onnx", "storageUri": f"s3://models/m{i}"},
         "resources": {"cpu": "1", "memory": "1Gi"},
         "replicas": 1,
-        "placement": {"residency": ["EU"], "regions": [{"name": region}]},
+        "placement": {"residency": [region.spec.jurisdictions[0]], "regions": [{"name": region.name}]},
     }
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 
-def namespace(api: client.ApiClient, name: str) -> None:
-    client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
-    for _ in range(100):
+class Sampler(threading.Thread):
+    """The operator's resident memory every half second."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.done = pid, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            self.peak = max(self.peak, rss_mib(self.pid))
+
+
+def fresh_namespace(core: client.CoreV1Api, name: str) -> None:
+    core.create_namespace({"metadata": {"name": name}})
+    until = time.monotonic() + 60
+    while time.monotonic() < until:
         try:
-            client.CoreV1Api(api).read_namespaced_service_account("default", name)
+            core.read_namespaced_service_account("default", name)
             return
         except client.ApiException:
             time.sleep(0.1)
+    raise SystemExit(f"namespace {name} has no default ServiceAccount after 60 s")
 
 
-def wait(what: str, probe: Any, timeout: float) -> float:
+def delete_and_wait(core: client.CoreV1Api, name: str) -> float:
     start = time.monotonic()
+    core.delete_namespace(name)
+    while time.monotonic() - start < 900:
+        try:
+            core.read_namespace(name)
+        except client.ApiException as e:
+            if e.status == 404:
+                return time.monotonic() - start
+            raise
+        time.sleep(1)
+    raise SystemExit(f"namespace {name} still there after 900 s")
+
+
+def pods_ready(core: client.CoreV1Api, ns: str) -> int:
+    """The finish line, the same for both phases: Ready pods in the namespace, not terminating."""
+    n = 0
+    for pod in core.list_namespaced_pod(ns, label_selector="app.kubernetes.io/managed-by=meridian").items:
+        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        n += ready and pod.metadata.deletion_timestamp is None
+    return n
+
+
+def wait_ready(core: client.CoreV1Api, ns: str, n: int, start: float, timeout: float = 1800) -> float:
     while time.monotonic() - start < timeout:
-        if probe():
+        if pods_ready(core, ns) >= n:
             return time.monotonic() - start
-        time.sleep(0.5)
-    raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(1)
+    raise SystemExit(f"{pods_ready(core, ns)}/{n} pods Ready in {ns} after {timeout:.0f} s")
 
 
-def floor_phase(api: client.ApiClient, n: int, regions: list[Region], where: list[str]) -> float:
-    ns = "bench-floor"
-    namespace(api, ns)
-    owner = client.CoreV1Api(api).create_namespaced_config_map(ns, {"metadata": {"name": "owner"}})
-    core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
-    start = time.monotonic()
+async def apply_floor(kubeconfig: Path, ns: str, n: int, regions: list[Region], workers: int, uid: str) -> None:
+    """Server-side apply every model's children, `workers` models at a time, as the operator does."""
+    cfg = aclient.Configuration()
+    await aconfig.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    api = aclient.ApiClient(cfg)
+    kube = Kube(api)
+    queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
-        md = ModelDeployment.model_validate(
-            {"metadata": {"name": f"m{i}", "namespace": ns, "uid": owner.metadata.uid}, "spec": spec(i, where[i])}
-        )
-        p = plan(md.spec, regions, Observed())
-        for obj in children(md, p, Settings()):
-            obj["metadata"]["ownerReferences"] = [
-                {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
-            ]
-            kind = obj["kind"]
-            if kind == "ConfigMap":
-                core.create_namespaced_config_map(ns, obj)
-            elif kind == "Service":
-                core.create_namespaced_service(ns, obj)
-            elif kind == "Deployment":
-                apps.create_namespaced_deployment(ns, obj)
-            else:
-                policy.create_namespaced_pod_disruption_budget(ns, obj)
+        queue.put_nowait(i)
 
-    def ready() -> bool:
-        items = apps.list_namespaced_deployment(ns).items
-        return len(items) >= n and all((d.status.ready_replicas or 0) >= d.spec.replicas for d in items)
+    async def worker() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            md = ModelDeployment.model_validate(
+                {"metadata": {"name": f"m{i}", "namespace": ns, "uid": uid}, "spec": spec(i, regions)}
+            )
+            for obj in children(md, plan(md.spec, regions, Observed()), Settings()):
+                obj["metadata"]["ownerReferences"] = [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}
+                ]
+                await kube.apply(obj)
 
-    wait("floor deployments ready", ready, 900)
-    elapsed = time.monotonic() - start
-    core.delete_namespace(ns)
-    return elapsed
+    try:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    finally:
+        await api.close()
+
+
+def floor_phase(api: client.ApiClient, kubeconfig: Path, ns: str, n: int, regions: list[Region]) -> float:
+    core = client.CoreV1Api(api)
+    fresh_namespace(core, ns)
+    owner = core.create_namespaced_config_map(ns, {"metadata": {"name": "owner"}})
+    start = time.monotonic()
+    asyncio.run(apply_floor(kubeconfig, ns, n, regions, Settings().max_concurrent_reconciles, str(owner.metadata.uid)))
+    return wait_ready(core, ns, n, start)
 
 
 def meridian_phase(
-    api: client.ApiClient, n: int, kubeconfig: Path, log: Path, where: list[str]
-) -> tuple[float, float, float]:
-    ns = "bench-meridian"
-    namespace(api, ns)
+    api: client.ApiClient, kubeconfig: Path, ns: str, n: int, regions: list[Region], log: Path, audit_log: Path
+) -> dict[str, Any]:
+    core, co = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    fresh_namespace(core, ns)
     op = start_operator(kubeconfig, log)
+    sampler = Sampler(op.proc.pid)
     try:
-        time.sleep(5)
-        at_rest = rss_mib(op.proc.pid)
-        co = client.CustomObjectsApi(api)
-        start = time.monotonic()
+        until = time.monotonic() + 120
+        while "caches synced" not in log.read_text(errors="replace"):
+            if time.monotonic() > until:
+                raise SystemExit(f"operator caches never synced:\n{op.log_tail()}")
+            time.sleep(0.2)
+        idle = rss_mib(op.proc.pid)
+        sampler.start()
+        wall0, start = time.time(), time.monotonic()
         for i in range(n):
             body = {
                 "apiVersion": "serving.meridian.dev/v1alpha1",
                 "kind": "ModelDeployment",
                 "metadata": {"name": f"m{i}"},
-                "spec": spec(i, where[i]),
             }
-            co.create_namespaced_custom_object("serving.meridian.dev", "v1alpha1", ns, "modeldeployments", body)
-
-        def ready() -> bool:
-            items = co.list_namespaced_custom_object("serving.meridian.dev", "v1alpha1", ns, "modeldeployments")
-            done = 0
-            for item in items["items"]:
-                conds = item.get("status", {}).get("conditions", [])
-                done += any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-            return done >= n
-
-        wait("ModelDeployments ready", ready, 1800)
-        elapsed = time.monotonic() - start
-        return elapsed, at_rest, rss_mib(op.proc.pid)
+            co.create_namespaced_custom_object(
+                "serving.meridian.dev", "v1alpha1", ns, "modeldeployments", {**body, "spec": spec(i, regions)}
+            )
+        seconds = wait_ready(core, ns, n, start)
+        wall1 = time.time()
+        peak = sampler.peak
+        time.sleep(10)  # the last status writes land before the steady window opens
+        steady0 = time.time()
+        time.sleep(STEADY_SECONDS)
+        steady1 = time.time()
+        time.sleep(2)  # the audit log is written as requests complete
+        at_rest = rss_mib(op.proc.pid)
+        converging = audit.read(audit_log, wall0, wall1)
+        steady = audit.read(audit_log, steady0, steady1)
+        return {
+            "seconds": seconds,
+            "rss_idle_mib": round(idle, 1),
+            "rss_peak_mib": round(max(peak, at_rest), 1),
+            "rss_at_rest_mib": round(at_rest, 1),
+            "requests_per_model": {k: round(v / n, 2) for k, v in audit.summary(converging).items()},
+            "converging_by_verb_resource": {f"{v} {r}": c for (v, r), c in sorted(converging.items())},
+            "steady_per_minute": {k: round(v * 60 / STEADY_SECONDS, 1) for k, v in audit.summary(steady).items()},
+            "steady_by_verb_resource": {f"{v} {r}": c for (v, r), c in sorted(steady.items()) if v != "watch"},
+        }
     finally:
+        sampler.done.set()
         stop_operator(op)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--fleet", type=Path, default=REPO / "examples" / "fleets" / "eu.yaml")
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--fleet", type=Path, default=REPO / "examples" / "fleets" / "cloud-46.yaml")
     args = ap.parse_args()
     fleet = fleetmod.load_fleet(args.fleet)
     with tempfile.TemporaryDirectory() as tmp:
         cp = controlplane.ControlPlane(Path(tmp), binaries.locate(), die_with_parent=True)
         kubeconfig = cp.start()
         try:
-            run(args, fleet, kubeconfig, Path(tmp))
+            run(args, fleet, kubeconfig, Path(tmp), cp.audit_log)
         finally:
             cp.stop()
 
 
-def run(args: argparse.Namespace, fleet: fleetmod.Fleet, kubeconfig: Path, tmp: Path) -> None:
+def run(args: argparse.Namespace, fleet: fleetmod.Fleet, kubeconfig: Path, tmp: Path, audit_log: Path) -> None:
     api = cluster.api_client(kubeconfig)
     cluster.apply_fleet(api, fleet, REPO / "crds")
-    regions = [Region.model_validate(r) for r in fleetmod.region_manifests(fleet)]
-    where = assign_regions(fleet, args.n)
-    floor = floor_phase(api, args.n, regions, where)
-    print(json.dumps({"bench": "reconcile_scale", "phase": "floor", "n": args.n, "seconds": round(floor, 2)}))
-    seconds, rest, loaded = meridian_phase(api, args.n, kubeconfig, tmp / "operator.log", where)
-    print(json.dumps({"bench": "reconcile_scale", "phase": "meridian", "n": args.n, "seconds": round(seconds, 2)}))
-    print(json.dumps({"bench": "reconcile_scale", "ratio_meridian_vs_floor": round(seconds / floor, 2)}))
-    print(json.dumps({"bench": "operator_rss_mib", "at_rest": round(rest, 1), f"at_n{args.n}": round(loaded, 1)}))
+    regions = sorted((Region.model_validate(r) for r in fleetmod.region_manifests(fleet)), key=lambda r: r.name)
+    core = client.CoreV1Api(api)
+    floors: list[float] = []
+    operators: list[dict[str, Any]] = []
+    for rep in range(args.reps):
+        order = ["floor", "meridian"] if rep % 2 == 0 else ["meridian", "floor"]
+        for phase in order:
+            ns = f"bench-{phase}-{rep}"
+            if phase == "floor":
+                floors.append(floor_phase(api, kubeconfig, ns, args.n, regions))
+                emit(rep=rep, phase="floor", n=args.n, seconds=round(floors[-1], 1))
+            else:
+                result = meridian_phase(api, kubeconfig, ns, args.n, regions, tmp / f"operator-{rep}.log", audit_log)
+                operators.append(result)
+                emit(rep=rep, phase="meridian", n=args.n, **{**result, "seconds": round(result["seconds"], 1)})
+            emit(rep=rep, phase=phase, deleted_seconds=round(delete_and_wait(core, ns), 1))
+    floor, meridian = statistics.median(floors), statistics.median(o["seconds"] for o in operators)
+    emit(
+        summary=True,
+        n=args.n,
+        reps=args.reps,
+        floor_median_seconds=round(floor, 1),
+        meridian_median_seconds=round(meridian, 1),
+        ratio_meridian_vs_floor=round(meridian / floor, 2),
+        rss_peak_mib_median=statistics.median(o["rss_peak_mib"] for o in operators),
+        rss_at_rest_mib_median=statistics.median(o["rss_at_rest_mib"] for o in operators),
+        steady_lists_per_minute_max=max(o["steady_per_minute"]["list"] for o in operators),
+        steady_writes_per_minute_max=max(o["steady_per_minute"]["write"] for o in operators),
+    )
 
 
 if __name__ == "__main__":

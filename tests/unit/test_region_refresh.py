@@ -1,5 +1,5 @@
-"""refresh_regions: Region status is written only when it changes, and a Region that turns untrustworthy
-gets one Warning Event, not one per refresh."""
+"""refresh_regions: Region status is written only when it changes, even before the cache has seen the
+write, and a Region that turns untrustworthy gets one Warning Event, not one per refresh."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from typing import Any, cast
 
 import pytest
 
+from meridian.api.region import Region
 from meridian.reconcile.kube import Kube
-from meridian.reconcile.regions import refresh_regions
+from meridian.reconcile.regions import RegionMemory, refresh_regions
 
 pytestmark = pytest.mark.unit
 
 
 class FakeKube:
-    """The three calls refresh_regions makes, over in-memory Regions, Nodes and Events."""
+    """The two calls refresh_regions makes (status writes, Events), over in-memory Regions."""
 
     def __init__(self, regions: dict[str, dict[str, Any]], nodes: list[dict[str, Any]]) -> None:
         self.regions = regions
@@ -23,14 +24,16 @@ class FakeKube:
         self.events: list[dict[str, Any]] = []
         self.status_writes = 0
 
-    async def list(self, api_version: str, kind: str, namespace: str = "", label_selector: str = "") -> Any:
-        if kind == "Region":
-            return [copy.deepcopy(r) for r in self.regions.values()]
-        return copy.deepcopy(self.nodes) if kind == "Node" else []
+    async def refresh(self, memory: RegionMemory) -> int:
+        """One refresh over a cache that holds the Regions as they are now."""
+        regions = [Region.model_validate(copy.deepcopy(r)) for r in self.regions.values()]
+        return await refresh_regions(cast(Kube, self), regions, self.nodes, {}, memory)
 
     async def apply_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         self.status_writes += 1
         self.regions[name]["status"] = copy.deepcopy(status)
+        meta = self.regions[name]["metadata"]
+        meta["resourceVersion"] = str(int(meta.get("resourceVersion", "1")) + 1)
         return self.regions[name]
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +43,7 @@ class FakeKube:
 
 def region(name: str, selector: dict[str, str] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"country": "FR"} | ({"nodeSelector": selector} if selector else {})
-    return {"metadata": {"name": name, "uid": f"uid-{name}"}, "spec": spec}
+    return {"metadata": {"name": name, "uid": f"uid-{name}", "resourceVersion": "1"}, "spec": spec}
 
 
 def node(name: str, **labels: str) -> dict[str, Any]:
@@ -56,7 +59,9 @@ async def test_a_shared_node_warns_both_regions_once() -> None:
     nodes = [node("n1", **{"node-restriction.kubernetes.io/region": "gra", "pool": "h100"}), node("n2", pool="h100")]
     kube = FakeKube({"gra": region("gra"), "h100": region("h100", {"pool": "h100"})}, nodes)
 
-    assert await refresh_regions(cast(Kube, kube), set()) == 2
+    memory = RegionMemory()
+    stale = [Region.model_validate(copy.deepcopy(r)) for r in kube.regions.values()]
+    assert await kube.refresh(memory) == 2
     assert reasons(kube) == [
         ("gra", "NodeClaimedByTwoRegions", "Warning"),
         ("h100", "KubeletSettableLabels", "Warning"),  # pool is a label any kubelet may set
@@ -73,13 +78,15 @@ async def test_a_shared_node_warns_both_regions_once() -> None:
     ready = {c["type"]: c for c in kube.regions["gra"]["status"]["conditions"]}["Ready"]
     assert ready["reason"] == "NodeClaimedByTwoRegions" and ready["lastTransitionTime"]
 
-    # nothing changed: nothing written, nothing posted again
-    assert await refresh_regions(cast(Kube, kube), set()) == 0
+    # nothing changed: nothing written, nothing posted again, even if the cache still holds the
+    # Regions as they were before our write
+    assert await refresh_regions(cast(Kube, kube), stale, kube.nodes, {}, memory) == 0
+    assert await kube.refresh(memory) == 0
     assert len(kube.events) == 3
 
     # the overlap is fixed: Ready again, kept timestamps where nothing flipped, still no new Event
     kube.regions["h100"]["spec"]["nodeSelector"] = {"pool": "h100", "node-restriction.kubernetes.io/region": "h100"}
-    assert await refresh_regions(cast(Kube, kube), set()) == 2
+    assert await kube.refresh(memory) == 2
     assert len(kube.events) == 3
     conds = {c["type"]: c for c in kube.regions["gra"]["status"]["conditions"]}
     assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("True", "NodesReady")
@@ -87,7 +94,7 @@ async def test_a_shared_node_warns_both_regions_once() -> None:
 
     # and when it comes back, it is news again
     kube.regions["h100"]["spec"]["nodeSelector"] = {"pool": "h100"}
-    await refresh_regions(cast(Kube, kube), set())
+    await kube.refresh(memory)
     assert [e["reason"] for e in kube.events[3:]].count("NodeClaimedByTwoRegions") == 2
 
 
@@ -97,7 +104,7 @@ async def test_a_lost_event_does_not_stop_the_status_write() -> None:
             raise RuntimeError("events quota exceeded")
 
     kube = NoEvents({"x": region("x", {"topology.kubernetes.io/region": "x"})}, [])
-    assert await refresh_regions(cast(Kube, kube), set()) == 1
+    assert await kube.refresh(RegionMemory()) == 1
     conds = {c["type"]: c for c in kube.regions["x"]["status"]["conditions"]}
     assert (conds["SelectorProtected"]["status"], conds["SelectorProtected"]["reason"]) == (
         "False",

@@ -20,8 +20,6 @@ from meridian.autoscale.sources import MetricSource, PodRef, source_for
 from meridian.reconcile import events
 from meridian.reconcile.kube import Kube
 from meridian.reconcile.metrics import SCALE_EVENTS
-from meridian.render.labels import MD_LABEL
-from meridian.render.names import label_value
 from meridian.sync.observe import pod_ready
 
 FIELD_MANAGER = "meridian-autoscaler"
@@ -63,8 +61,9 @@ class Autoscalers:
             await self.session.close()
 
 
-async def autoscale_tick(kube: Kube, body: Mapping[str, Any], scalers: Autoscalers) -> bool:
-    """One evaluation; True when the total changed (the caller then reconciles the object)."""
+async def autoscale_tick(kube: Kube, body: Mapping[str, Any], scalers: Autoscalers, pods: list[dict[str, Any]]) -> bool:
+    """One evaluation over the model's `pods` (from the cache); True when the total changed (the
+    caller then reconciles the object)."""
     md = ModelDeployment.model_validate(dict(body))
     key = (md.metadata.namespace, md.metadata.name)
     if not md.spec.autoscaling.enabled or md.spec.paused:
@@ -72,7 +71,6 @@ async def autoscale_tick(kube: Kube, body: Mapping[str, Any], scalers: Autoscale
         return False
     if md.status.observed_generation is None:
         return False  # not reconciled yet: there is no current total to scale from
-    pods = await kube.list("v1", "Pod", md.metadata.namespace, f"{MD_LABEL}={label_value(md.metadata.name)}")
     now = time.time()
     state = scalers.states.get(key, AutoscaleState())
     rec, scalers.states[key] = await step(

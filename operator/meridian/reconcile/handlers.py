@@ -1,7 +1,8 @@
-"""Every kopf handler, registered in one place; each delegates at once to the reconciler.
+"""Every kopf handler and cache listener, registered in one place; each delegates at once.
 
-ModelDeployments are reconciled on create, update and resume; events on their children, pods and
-Regions requeue the owner, so status follows reality and drift is repaired.
+kopf watches ModelDeployments and runs their handlers and timers; everything else a reconcile reads
+comes from the watch caches (`Caches`), whose listeners requeue the models a change can affect.
+Requeues coalesce, and reconciles run a bounded number at a time.
 """
 
 from __future__ import annotations
@@ -13,20 +14,23 @@ from typing import Any
 import kopf
 
 from meridian import GROUP, VERSION
+from meridian.api.region import Region
 from meridian.config import Settings
 from meridian.log import get as get_logger
 from meridian.placement.plan import Hold
 from meridian.reconcile.autoscaler import Autoscalers, autoscale_tick
+from meridian.reconcile.caches import Caches, Listeners
+from meridian.reconcile.informer import CacheUnavailable, Key
 from meridian.reconcile.kopfsettings import configure_kopf
 from meridian.reconcile.kube import Kube, retry_after
 from meridian.reconcile.metrics import RECONCILE_SECONDS, RECONCILES
+from meridian.reconcile.projections import controller_ref, model_of_pod
 from meridian.reconcile.reconciler import reconcile
-from meridian.reconcile.regions import refresh_regions
+from meridian.reconcile.regions import RegionMemory, refresh_regions
 from meridian.reconcile.runtime_probe import probe_runtime
-from meridian.render.labels import MANAGED_BY, MD_LABEL
-from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL
+from meridian.render.names import label_value
 
-MANAGED = {MANAGED_BY: "meridian"}
+ModelKey = tuple[str, str]
 log = get_logger("meridian.handlers")
 
 
@@ -36,30 +40,43 @@ class State:
     def __init__(self, kube: Kube, settings: Settings) -> None:
         self.kube = kube
         self.settings = settings
-        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self.pending: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self.known: set[tuple[str, str]] = set()
+        self.caches = Caches(kube, settings.namespaces, listeners(self))
+        self.locks: dict[ModelKey, asyncio.Lock] = {}
+        self.pending: dict[ModelKey, asyncio.Task[None]] = {}
+        self.models: dict[ModelKey, Mapping[str, Any]] = {}  # the latest body kopf saw of each model
+        self.by_label: dict[tuple[str, str], ModelKey] = {}  # (namespace, model-deployment label) → model
         self.inventory_pending: asyncio.Task[None] | None = None
-        self.orphans_reported: set[str] = set()
-        self.region_specs: dict[str, Any] = {}
-        self.region_shapes: dict[str, Any] = {}
-        self.namespace_tags: dict[str, str] = {}  # namespace → its serving.meridian.dev/residency label
-        self.unsatisfied: set[tuple[str, str]] = set()
-        self.by_region: dict[str, set[tuple[str, str]]] = {}
+        self.region_memory = RegionMemory()
+        self.unsatisfied: set[ModelKey] = set()
+        self.by_region: dict[str, set[ModelKey]] = {}
         # which regions each model could use (None: any not excluded); a region's capacity matters to them
-        self.candidates: dict[tuple[str, str], tuple[frozenset[str] | None, frozenset[str]]] = {}
+        self.candidates: dict[ModelKey, tuple[frozenset[str] | None, frozenset[str]]] = {}
         # the planner's failover memory per model; losing it on restart costs one early retry
-        self.held: dict[tuple[str, str], Mapping[str, Hold]] = {}
+        self.held: dict[ModelKey, Mapping[str, Hold]] = {}
         self.autoscalers = Autoscalers(prometheus_url=settings.prometheus_url)
         # bounded concurrency: a Region change that requeues every model must not open a request storm
         self.slots = asyncio.Semaphore(max(1, settings.max_concurrent_reconciles))
 
-    def lock(self, key: tuple[str, str]) -> asyncio.Lock:
+    @property
+    def known(self) -> set[ModelKey]:
+        return set(self.models)
+
+    def lock(self, key: ModelKey) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
 
-    def forget(self, key: tuple[str, str]) -> None:
+    def seen(self, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        self.models[key] = body
+        self.by_label[(key[0], label_value(key[1]))] = key
+
+    def pods_of(self, key: ModelKey) -> list[dict[str, Any]]:
+        return self.caches.pods_of(key[0], label_value(key[1]))
+
+    def forget(self, key: ModelKey) -> None:
         """A deleted model leaves nothing behind in the operator's memory."""
-        self.known.discard(key)
+        self.models.pop(key, None)
+        self.by_label.pop((key[0], label_value(key[1])), None)
         self.unsatisfied.discard(key)
         for keys in self.by_region.values():
             keys.discard(key)
@@ -83,14 +100,14 @@ def could_use(st: State, key: tuple[str, str], region: str) -> bool:
 
 async def reconcile_now(st: State, body: Any) -> None:
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    st.known.add(key)
+    st.seen(body)
     placement = (body.get("spec") or {}).get("placement") or {}
     allow = frozenset(r.get("name", "") for r in placement.get("regions") or []) or None
     st.candidates[key] = (allow, frozenset(placement.get("excludeRegions") or []))
     async with st.lock(key), st.slots:
         with RECONCILE_SECONDS.time():
             try:
-                outcome = await reconcile(st.kube, body, st.settings, st.held.get(key))
+                outcome = await reconcile(st.kube, st.caches, body, st.settings, st.held.get(key))
             except Exception:
                 RECONCILES.labels("error").inc()
                 raise
@@ -119,11 +136,10 @@ def requeue(st: State, namespace: str, name: str, delay: float = 0.5) -> None:
 async def _later(st: State, key: tuple[str, str], delay: float) -> None:
     await asyncio.sleep(delay)
     st.pending.pop(key, None)
+    body = st.models.get(key)
+    if body is None:  # deleted meanwhile
+        return
     try:
-        body = await st.kube.get(f"{GROUP}/{VERSION}", "ModelDeployment", *key)
-        if body is None:
-            st.forget(key)
-            return
         await reconcile_now(st, body)
     except Exception as e:  # never let one object take the operator down; retry with backoff
         retry_later(st, key, e, min(max(delay, 0.5) * 2, 10.0))
@@ -140,13 +156,22 @@ def retry_later(st: State, key: tuple[str, str], error: BaseException, backoff: 
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: Settings = memo.get("config") or Settings()
     configure_kopf(settings, config)
-    memo["meridian"] = State(await Kube.connect(), config)
+    st = State(await Kube.connect(), config)
+    memo["meridian"] = st
+    st.caches.start()
+    try:  # nothing is planned before the caches hold their first lists
+        await st.caches.wait_synced()
+    except CacheUnavailable as e:
+        raise kopf.PermanentError(str(e)) from e
+    log.info("caches synced", **{i.kind: len(i.store) for i in st.caches.informers})
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    await state(memo).autoscalers.close()
-    await state(memo).kube.close()
+    st = state(memo)
+    await st.caches.stop()
+    await st.autoscalers.close()
+    await st.kube.close()
 
 
 @kopf.on.resume(GROUP, VERSION, "modeldeployments")
@@ -169,7 +194,8 @@ async def autoscale(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Evaluate the autoscaling metric; a changed total is placed by an immediate reconcile."""
     st = state(memo)
     try:
-        changed = await autoscale_tick(st.kube, body, st.autoscalers)
+        key = (body.metadata.namespace or "", body.metadata.name or "")
+        changed = await autoscale_tick(st.kube, body, st.autoscalers, st.pods_of(key))
     except Exception as e:  # the next tick tries again; serving continues at the current total
         log.warning(
             "autoscaling evaluation failed", namespace=body.metadata.namespace, name=body.metadata.name, error=str(e)
@@ -182,8 +208,9 @@ async def autoscale(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.timer(GROUP, VERSION, "modeldeployments", interval=30.0, initial_delay=10.0)
 async def runtime_probe(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Triton's own view of the model (versions, readiness) where a ready pod is reachable."""
+    st = state(memo)
     try:
-        await probe_runtime(state(memo).kube, body)
+        await probe_runtime(st.kube, body, st.pods_of((body.metadata.namespace or "", body.metadata.name or "")))
     except Exception as e:  # a probe must never disturb reconciling
         log.info("runtime probe skipped", namespace=body.metadata.namespace, name=body.metadata.name, error=str(e))
 
@@ -197,23 +224,46 @@ async def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
 async def modeldeployment_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     meta = event["object"]["metadata"]
-    key = (meta["namespace"], meta["name"])
     if event["type"] == "DELETED":
-        state(memo).forget(key)
+        state(memo).forget((meta["namespace"], meta["name"]))
     else:
-        state(memo).known.add(key)
+        state(memo).seen(event["object"])
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-@kopf.on.event("", "v1", "services", labels=MANAGED)
-@kopf.on.event("", "v1", "configmaps", labels=MANAGED)
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
-@kopf.on.event("", "v1", "pods", labels=MANAGED)
-async def child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    refs = [r for r in body.metadata.get("ownerReferences") or [] if r.get("kind") == "ModelDeployment"]
-    owner = refs[0].get("name") if refs else body.metadata.labels.get(MD_LABEL)  # pods: the label
-    if owner and body.metadata.namespace:
-        requeue(state(memo), body.metadata.namespace, owner)
+def listeners(st: State) -> Listeners:
+    """The cache changes that can matter to a model, each turned into a requeue of the models it affects."""
+
+    def child(key: Key, old: Any, new: Any) -> None:
+        ref = controller_ref(new or old)
+        if ref.get("kind") == "ModelDeployment" and key[0]:
+            requeue(st, key[0], str(ref.get("name")))
+
+    def pod(key: Key, old: Any, new: Any) -> None:
+        owner = st.by_label.get(model_of_pod(new or old) or ("", ""))
+        if owner is not None:
+            requeue(st, *owner)
+
+    def node(key: Key, old: Any, new: Any) -> None:
+        """A node relabelled (or gone) can move the pods on it out of their Region: judge their models."""
+        if old is not None and new is not None and old["metadata"]["labels"] == new["metadata"]["labels"]:
+            return
+        for cached in list(st.caches.pods.values()):
+            if cached["spec"]["nodeName"] == key[1]:
+                pod(("", ""), None, cached)
+
+    def namespace(key: Key, old: Any, new: Any) -> None:
+        """A namespace gaining or changing its residency label: its models are judged again at once."""
+        for model in sorted(k for k in st.models if k[0] == key[1]):
+            requeue(st, *model, delay=0.1)
+
+    return Listeners(
+        child=child,
+        pod=pod,
+        node=node,
+        region=lambda key, old, new: region_changed(st, key[1], old, new),
+        namespace=namespace,
+        capacity=lambda: requeue_inventory(st),
+    )
 
 
 def requeue_inventory(st: State, delay: float = 0.3) -> None:
@@ -224,60 +274,35 @@ def requeue_inventory(st: State, delay: float = 0.3) -> None:
 
 async def _inventory_later(st: State, delay: float) -> None:
     await asyncio.sleep(delay)
+    caches = st.caches
     try:
-        await refresh_regions(st.kube, st.orphans_reported)
+        await refresh_regions(
+            st.kube, caches.region_list(), list(caches.nodes.values()), caches.requested, st.region_memory
+        )
     except Exception as e:
         log.warning("region capacity refresh failed; retrying", error=str(e))
         st.inventory_pending = None
-        requeue_inventory(st, delay=5.0)
+        requeue_inventory(st, delay=retry_after(e) or 5.0)
 
 
-@kopf.on.event("", "v1", "namespaces")
-async def namespace_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
-    """A namespace gaining or changing its residency label: its models are judged again at once."""
-    st = state(memo)
-    ns = body.metadata.name or ""
-    tag = "" if type == "DELETED" else (body.metadata.labels or {}).get(NAMESPACE_RESIDENCY_LABEL, "")
-    if st.namespace_tags.get(ns, "") == tag:
-        return
-    st.namespace_tags[ns] = tag
-    for key in sorted(k for k in st.known if k[0] == ns):
-        requeue(st, *key, delay=0.1)
+def _shape(region: Region | None) -> tuple[Any, ...]:
+    """A region gaining or losing nodes, not merely GPUs in use."""
+    return (region.status.nodes, region.status.ready_nodes, region.status.total_gpus) if region else ()
 
 
-@kopf.on.event("", "v1", "nodes")
-async def node_changed(memo: kopf.Memo, **_: Any) -> None:
-    requeue_inventory(state(memo))
-
-
-@kopf.on.event("", "v1", "pods", when=lambda body, **_: bool(body.get("spec", {}).get("nodeName")))
-async def scheduled_pod_changed(memo: kopf.Memo, **_: Any) -> None:
-    requeue_inventory(state(memo))
-
-
-@kopf.on.event(GROUP, VERSION, "regions")
-async def region_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+def region_changed(st: State, name: str, old: Region | None, new: Region | None) -> None:
     """A Region's spec matters to the models that run there or could; its capacity to those, and to
     the models not yet fully placed."""
-    st = state(memo)
-    name = body.metadata.name or ""
-    spec = None if type == "DELETED" else dict(body.spec)
-    spec_changed = st.region_specs.get(name) != spec
-    if spec is None:
-        st.region_specs.pop(name, None)
-    else:
-        st.region_specs[name] = spec
+    spec_changed = (old.spec if old else None) != (new.spec if new else None)
     if spec_changed:
         requeue_inventory(st)
-    # a region gaining or losing nodes (not merely GPUs in use) matters to every model that could use
-    # it, even one fully served elsewhere for now: capacity returning must bring it back
-    status = dict(body.get("status") or {})
-    shape = (status.get("nodes"), status.get("readyNodes"), status.get("totalGpus"))
-    shape_changed = st.region_shapes.get(name) != shape
-    st.region_shapes[name] = shape
-    # a spec change (jurisdictions, selector, cordon) matters to the models that run there or could;
-    # a model that excludes the region, or whose allow list leaves it out, is not touched by it
-    usable = {key for key in st.known if could_use(st, key, name)} if shape_changed or spec_changed else set()
+    # a region gaining or losing nodes matters to every model that could use it, even one fully
+    # served elsewhere for now: capacity returning must bring it back. A spec change (jurisdictions,
+    # selector, cordon) likewise; a model that excludes the region, or whose allow list leaves it
+    # out, is not touched by it
+    usable: set[ModelKey] = set()
+    if spec_changed or _shape(old) != _shape(new):
+        usable = {key for key in st.models if could_use(st, key, name)}
     affected = st.unsatisfied | st.by_region.get(name, set()) | usable
     for ns, md in sorted(affected):
         requeue(st, ns, md, delay=0.2)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -44,6 +46,14 @@ def retry_after(error: BaseException) -> float | None:
         return max(1.0, float(headers.get("Retry-After", 1)))
     except (TypeError, ValueError):
         return 1.0
+
+
+def api_message(error: ApiException) -> str:
+    """The API server's own message in an error's Status body, else the HTTP reason."""
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(error.reason)
 
 
 def path(api_version: str, kind: str, namespace: str = "", name: str = "", subresource: str = "") -> str:
@@ -115,6 +125,38 @@ class Kube:
             error.headers = response.headers
             raise error
         return json.loads(text) if text else {}
+
+    async def stream(
+        self, resource_path: str, query: list[tuple[str, str]], idle_seconds: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A watch: one decoded event per line until the server closes it; `idle_seconds` of
+        silence (no event, no bookmark) ends it with a TimeoutError."""
+        timeout = aiohttp.ClientTimeout(sock_connect=self.timeout, sock_read=idle_seconds)
+        response = await self.api.call_api(
+            resource_path,
+            "GET",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=timeout,
+        )
+        try:
+            if not 200 <= response.status <= 299:
+                error = ApiException(status=response.status, reason=response.reason)
+                error.body = await response.text()
+                error.headers = response.headers
+                raise error
+            buffer = b""
+            async for chunk in response.content.iter_any():  # lines of any length, unlike readline
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            response.release()
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

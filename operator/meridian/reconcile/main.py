@@ -1,7 +1,8 @@
 """`meridian run`: configure logging, open the metrics port, then run the kopf operator until signalled.
 
-What cannot pass by waiting (the metrics port already taken) ends the process at once, non-zero,
-with a message naming it; kopf would retry a failing start-up handler forever.
+What cannot pass by waiting (the metrics port already taken, a kind the operator may not list or
+watch) ends the process at once, non-zero, with a message naming it; kopf would retry a failing
+start-up handler forever.
 """
 
 from __future__ import annotations
@@ -59,5 +60,10 @@ def run(args: argparse.Namespace) -> int:
             error=str(e),
         )
         return 1
-    asyncio.run(operate(settings))
+    try:
+        asyncio.run(operate(settings))
+    except Exception as e:  # a start-up that cannot succeed (a kind we may not watch): say so, exit 1
+        cause = e.__cause__ or e
+        get_logger("meridian.run").error("operator stopped", error=str(cause) or repr(cause))
+        return 1
     return 0

@@ -18,6 +18,9 @@ RESIDENCY_EVICTIONS = Counter(
     "meridian_residency_evictions_total", "Deployments and pods removed for residency, by kind.", ["kind"]
 )
 RESIDENCY_VIOLATIONS = Counter("meridian_residency_violations_total", "Pods found where residency forbids them.")
+CACHE_RELISTS = Counter(
+    "meridian_cache_relists_total", "Full LISTs after the first, when a watch could not resume, by kind.", ["kind"]
+)
 
 
 def serve(port: int) -> None:

@@ -8,7 +8,6 @@ else keeps it unready and is retried.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -17,26 +16,17 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from meridian import API_VERSION
 from meridian.api.modeldeployment import ModelDeployment
-from meridian.api.region import Region
 from meridian.config import Settings
 from meridian.log import get as get_logger
 from meridian.placement.types import Hold
 from meridian.reconcile import events
-from meridian.reconcile.kube import Kube
+from meridian.reconcile.caches import Caches
+from meridian.reconcile.kube import Kube, api_message
 from meridian.reconcile.metrics import PLACEMENT_MOVES, RESIDENCY_EVICTIONS, RESIDENCY_VIOLATIONS
-from meridian.render.labels import MD_LABEL
+from meridian.reconcile.projections import controller_ref
 from meridian.render.names import label_value
 from meridian.sync import ApplyFailure, Decision, World, sync
-from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL
-
-CHILD_KINDS = (
-    ("v1", "ConfigMap"),
-    ("v1", "Service"),
-    ("apps/v1", "Deployment"),
-    ("policy/v1", "PodDisruptionBudget"),
-)
 
 
 @dataclass
@@ -56,37 +46,22 @@ class Outcome:
         return self.decision.regions if self.decision else frozenset()
 
 
-def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The ownerReference marked controller, or {} when nothing controls the object."""
-    refs = obj.get("metadata", {}).get("ownerReferences") or []
-    return next((r for r in refs if r.get("controller")), {})
-
-
 def describe_controller(obj: Mapping[str, Any]) -> str:
     ref = controller_ref(obj)
     return f"controlled by {ref.get('kind')} {ref.get('name')}" if ref else "not controlled by Meridian"
 
 
-async def gather(kube: Kube, md: ModelDeployment, settings: Settings, held: Mapping[str, Hold] | None) -> World:
+def gather(caches: Caches, md: ModelDeployment, settings: Settings, held: Mapping[str, Hold] | None) -> World:
+    """The World from the watch caches: no request to the API server."""
     ns = md.metadata.namespace
-    regions = tuple(Region.model_validate(r) for r in await kube.list(API_VERSION, "Region"))
-    selector = f"{MD_LABEL}={label_value(md.metadata.name)}"
-    owned: dict[tuple[str, str], dict[str, Any]] = {}
-    for api_version, kind in CHILD_KINDS:
-        for obj in await kube.list(api_version, kind, ns, selector):
-            if controller_ref(obj).get("uid") == md.metadata.uid:  # a label alone proves nothing
-                owned[(kind, obj["metadata"]["name"])] = obj
-    pods = await kube.list("v1", "Pod", ns, selector)
-    nodes = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in await kube.list("v1", "Node")}
-    namespace = await kube.get("v1", "Namespace", "", ns) or {}
-    tag = ((namespace.get("metadata") or {}).get("labels") or {}).get(NAMESPACE_RESIDENCY_LABEL, "")
+    pods = caches.pods_of(ns, label_value(md.metadata.name))
     return World(
         model=md,
-        regions=regions,
-        owned=owned,
+        regions=caches.region_list(),
+        owned=caches.owned(ns, md.metadata.uid),
         pods=tuple(p for p in pods if controller_ref(p).get("kind") == "ReplicaSet"),
-        nodes=nodes,
-        namespace_residency=tag,
+        nodes=caches.labels,
+        namespace_residency=caches.namespace_residency(ns),
         held=dict(held or {}),
         now=time.time(),
         settings=settings,
@@ -94,7 +69,11 @@ async def gather(kube: Kube, md: ModelDeployment, settings: Settings, held: Mapp
 
 
 async def reconcile(
-    kube: Kube, body: Mapping[str, Any], settings: Settings, held: Mapping[str, Hold] | None = None
+    kube: Kube,
+    caches: Caches,
+    body: Mapping[str, Any],
+    settings: Settings,
+    held: Mapping[str, Hold] | None = None,
 ) -> Outcome:
     meta = body.get("metadata", {})
     log = get_logger("meridian.reconcile", namespace=meta.get("namespace"), name=meta.get("name"))
@@ -103,7 +82,7 @@ async def reconcile(
     except ValidationError as e:  # the schema should have caught it; never crash on it
         log.error("invalid spec", error=str(e))
         return Outcome()
-    world = await gather(kube, md, settings, held)
+    world = gather(caches, md, settings, held)
     decision = sync(world)
     taken = await names_taken(kube, world, decision)
     if taken:  # a name we would create is someone else's: decide again, knowing it
@@ -171,15 +150,8 @@ def _failure(error: BaseException, out: Outcome, decision: Decision) -> ApplyFai
     obj = decision.applies[done] if done < len(decision.applies) else None
     what = f"{obj['kind']}/{obj['metadata']['name']}" if obj else "prune"
     if isinstance(error, ApiException):
-        return ApplyFailure(what, int(error.status or 0), _api_message(error))
+        return ApplyFailure(what, int(error.status or 0), api_message(error))
     return ApplyFailure(what, 0, f"API server did not answer: {error!r}")
-
-
-def _api_message(error: ApiException) -> str:
-    try:
-        return str(json.loads(error.body or "{}").get("message") or error.reason)
-    except (TypeError, ValueError, AttributeError):
-        return str(error.reason)
 
 
 def _with_failure(world: World, failure: ApplyFailure) -> World:

@@ -7,8 +7,6 @@ from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.reconcile.kube import Kube
-from meridian.render.labels import MD_LABEL
-from meridian.render.names import label_value
 from meridian.runtime.launch import HTTP_PORT
 from meridian.runtime.probe import probe_model
 from meridian.sync.observe import pod_ready
@@ -25,10 +23,10 @@ def ready_pod_ips(pods: list[dict[str, Any]]) -> list[str]:
     return sorted(out)
 
 
-async def probe_runtime(kube: Kube, body: Mapping[str, Any]) -> bool:
-    """Write status.runtime when a ready pod answered and the answer changed; True when written."""
+async def probe_runtime(kube: Kube, body: Mapping[str, Any], pods: list[dict[str, Any]]) -> bool:
+    """Write status.runtime when one of the model's ready `pods` (from the cache) answered and the
+    answer changed; True when written."""
     md = ModelDeployment.model_validate(dict(body))
-    pods = await kube.list("v1", "Pod", md.metadata.namespace, f"{MD_LABEL}={label_value(md.metadata.name)}")
     for ip in ready_pod_ips(pods):
         answer = await probe_model(f"{ip}:{HTTP_PORT}", md.model_name)
         if answer is None:

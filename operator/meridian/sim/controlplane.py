@@ -59,10 +59,24 @@ def _tail(path: str, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: None
+    resources: [{group: coordination.k8s.io, resources: [leases]}]
+  - level: None
+    nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/metrics", "/version", "/openapi*"]
+  - level: Metadata
+"""
+
+
 class ControlPlane:
     """The processes of one local cluster, rooted at workdir.
 
-    workdir holds pki/, etcd/ (data), logs/<component>.log, the kubeconfigs and state.json.
+    workdir holds pki/, etcd/ (data), logs/<component>.log, the kubeconfigs and state.json, and
+    logs/audit.log: one JSON line per finished request (who, user agent, verb, resource), which is
+    how the benchmarks count what the operator asks of the API server.
     """
 
     def __init__(
@@ -284,8 +298,23 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--profiling=false",
             "--event-ttl=1h",
+            f"--audit-policy-file={self._audit_policy()}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=200",
+            "--audit-log-maxbackup=1",
             "--v=1",
         ]
+
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "logs" / "audit.log"
+
+    def _audit_policy(self) -> Path:
+        """Metadata of every finished request but leases (kwok renews one per node every few seconds)."""
+        policy = self.workdir / "pki" / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
+        return policy
 
     def _kcm_args(self, bins: binaries.Binaries, c: pki.PKI, kc: Path) -> list[str]:
         return [

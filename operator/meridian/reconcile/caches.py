@@ -1,0 +1,204 @@
+"""The operator's view of the cluster: one watch per kind, read by every reconcile.
+
+Regions, Nodes, Namespaces, the four kinds of children and pods each have one Informer. GPUs taken
+per node are kept incrementally from pod events, so Region capacity never needs a cluster-wide list.
+Nothing is planned before every cache holds its first list (`wait_synced`): a model reconciled
+before the Regions are known would be planned as if there were none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any, TypeVar
+
+from meridian import API_VERSION
+from meridian.api.region import Region
+from meridian.reconcile import projections
+from meridian.reconcile.informer import CacheUnavailable, Change, Informer, Key
+from meridian.reconcile.kube import Kube
+from meridian.render.labels import MANAGED_BY
+from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL
+
+CHILD_KINDS = (
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
+)
+MANAGED_SELECTOR = f"{MANAGED_BY}=meridian"
+T = TypeVar("T")
+
+
+def is_pattern(namespace: str) -> bool:
+    return any(c in namespace for c in "!*?,")
+
+
+def matches(namespace: str, pattern: str) -> bool:
+    """kopf's namespace patterns: comma-separated globs, `!glob` excludes, a leading exclusion implies
+    `*` before it, and a later inclusion only takes back an exclusion ("app-*, !*-pr-*, *-pr-1")."""
+    globs = [g.strip() for g in pattern.split(",") if g.strip()]
+    included: bool | None = True if globs and globs[0].startswith("!") else None
+    excluded = False
+    for glob in globs:
+        if glob.startswith("!"):
+            excluded = excluded or (bool(included) and fnmatchcase(namespace, glob[1:]))
+        elif included is None:
+            included = fnmatchcase(namespace, glob)
+        elif excluded and fnmatchcase(namespace, glob):
+            excluded = False
+    return bool(included) and not excluded
+
+
+def watch_plan(patterns: Sequence[str]) -> tuple[tuple[str, ...], Callable[[str], bool]]:
+    """Where to watch namespaced kinds for these --namespace values: each named namespace on its own,
+    or (with any pattern, or none at all) the whole cluster, keeping only the namespaces that match."""
+    if not patterns:
+        return ("",), lambda ns: True
+    if not any(is_pattern(p) for p in patterns):
+        return tuple(patterns), lambda ns: True
+    return ("",), lambda ns: any(matches(ns, p) for p in patterns)
+
+
+def _only(
+    watched: Callable[[str], bool], project: Callable[[Mapping[str, Any]], T | None]
+) -> Callable[[Mapping[str, Any]], T | None]:
+    def keep(obj: Mapping[str, Any]) -> T | None:
+        return project(obj) if watched(str((obj.get("metadata") or {}).get("namespace") or "")) else None
+
+    return keep
+
+
+@dataclass
+class Listeners:
+    """What the handlers want to hear about; each is called after the cache holds the change."""
+
+    child: Change | None = None
+    pod: Change | None = None
+    node: Change | None = None
+    region: Change | None = None
+    namespace: Change | None = None
+    capacity: Callable[[], None] | None = None
+
+
+def _region(obj: Mapping[str, Any]) -> Region:
+    return Region.model_validate(obj)
+
+
+def _residency_label(obj: Mapping[str, Any]) -> str:
+    return str(((obj.get("metadata") or {}).get("labels") or {}).get(NAMESPACE_RESIDENCY_LABEL, ""))
+
+
+class Caches:
+    """Watch-fed stores and the GPUs requested per node, derived from them."""
+
+    def __init__(self, kube: Kube, patterns: Sequence[str] = (), listeners: Listeners | None = None) -> None:
+        """`patterns`: the operator's --namespace values (names or kopf patterns); none is all."""
+        namespaces, watched = watch_plan(patterns)
+        self.listeners = listeners or Listeners()
+        heard = self.listeners
+        self.requested: dict[str, int] = {}  # node → GPUs held by scheduled, unfinished pods
+        self.labels: dict[str, Mapping[str, str]] = {}  # node → its labels
+        self.regions: Informer[Region] = Informer(kube, API_VERSION, "Region", project=_region, on_change=heard.region)
+        self.nodes: Informer[dict[str, Any]] = Informer(
+            kube, "v1", "Node", project=projections.node, on_change=self._node_changed
+        )
+        self.namespaces: Informer[str] = Informer(
+            kube, "v1", "Namespace", project=_residency_label, on_change=heard.namespace
+        )
+        self.pods: Informer[dict[str, Any]] = Informer(
+            kube,
+            "v1",
+            "Pod",
+            namespaces=namespaces,
+            project=_only(watched, projections.pod),
+            index_by=projections.model_of_pod,
+            on_change=self._pod_changed,
+        )
+        self.children: dict[str, Informer[dict[str, Any]]] = {
+            kind: Informer(
+                kube,
+                api_version,
+                kind,
+                namespaces=namespaces,
+                label_selector=MANAGED_SELECTOR,
+                project=_only(watched, projections.owned),
+                index_by=projections.controller_uid,
+                on_change=heard.child,
+            )
+            for api_version, kind in CHILD_KINDS
+        }
+        self.tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def informers(self) -> list[Informer[Any]]:
+        return [self.regions, self.nodes, self.namespaces, self.pods, *self.children.values()]
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(i.run(), name=f"cache {i.kind}") for i in self.informers]
+
+    async def wait_synced(self) -> None:
+        """Return once every cache holds its first list; raise CacheUnavailable naming what is refused."""
+        await asyncio.gather(*(i.synced.wait() for i in self.informers))
+        failures = [str(i.failure) for i in self.informers if i.failure is not None]
+        if failures:
+            raise CacheUnavailable("; ".join(failures))
+
+    @property
+    def synced(self) -> bool:
+        return all(i.synced.is_set() and i.failure is None for i in self.informers)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # reads a reconcile makes
+
+    def owned(self, namespace: str, uid: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """Children whose controller is the object with this uid, by (kind, name)."""
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for kind, informer in self.children.items():
+            for (ns, name), obj in informer.by(uid).items():
+                if ns == namespace:
+                    out[(kind, name)] = obj
+        return out
+
+    def pods_of(self, namespace: str, label: str) -> list[dict[str, Any]]:
+        """A model's pods, found by its model-deployment label value."""
+        return list(self.pods.by((namespace, label)).values())
+
+    def region_list(self) -> tuple[Region, ...]:
+        return tuple(sorted(self.regions.values(), key=lambda r: r.name))
+
+    def namespace_residency(self, namespace: str) -> str:
+        return self.namespaces.get("", namespace) or ""
+
+    # derived state
+
+    def _pod_changed(self, key: Key, old: Any, new: Any) -> None:
+        before, after = projections.gpus_held(old), projections.gpus_held(new)
+        if before != after:
+            for node, delta in ((before[0], -before[1]), (after[0], after[1])):
+                if node and delta:
+                    left = self.requested.get(node, 0) + delta
+                    if left:
+                        self.requested[node] = left
+                    else:
+                        self.requested.pop(node, None)
+            if self.listeners.capacity is not None:
+                self.listeners.capacity()
+        if self.listeners.pod is not None and projections.model_of_pod(new or old or {}) is not None:
+            self.listeners.pod(key, old, new)
+
+    def _node_changed(self, key: Key, old: Any, new: Any) -> None:
+        if new is None:
+            self.labels.pop(key[1], None)
+        else:
+            self.labels[key[1]] = new["metadata"]["labels"]
+        if self.listeners.node is not None:
+            self.listeners.node(key, old, new)
+        if self.listeners.capacity is not None:
+            self.listeners.capacity()

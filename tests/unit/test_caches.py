@@ -1,0 +1,128 @@
+"""The watch caches: what a relist forgets, what the index finds, and GPUs per node kept incrementally
+agree with counting them from scratch, whatever order pods come, change and go in."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meridian.placement.inventory import requested_by_node
+from meridian.reconcile import projections
+from meridian.reconcile.caches import Caches, Listeners, matches, watch_plan
+from meridian.reconcile.informer import Informer
+from meridian.reconcile.kube import Kube
+
+pytestmark = pytest.mark.unit
+
+NO_KUBE = cast(Kube, None)  # stores are filled by hand here; nothing is sent
+
+
+def pod(
+    name: str, node: str = "", gpus: int = 0, phase: str = "Running", model: str = "", ns: str = "a"
+) -> dict[str, Any]:
+    labels = (
+        {"app.kubernetes.io/managed-by": "meridian", "serving.meridian.dev/model-deployment": model} if model else {}
+    )
+    limits = {"nvidia.com/gpu": str(gpus)} if gpus else {}
+    return {
+        "metadata": {"name": name, "namespace": ns, "labels": labels, "managedFields": [{"manager": "x"}]},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i", "resources": {"limits": limits}}]},
+        "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def test_a_relist_drops_what_was_deleted_while_the_watch_was_down() -> None:
+    changes: list[tuple[str, bool]] = []
+    inf: Informer[dict[str, Any]] = Informer(
+        NO_KUBE,
+        "v1",
+        "Pod",
+        namespaces=("a", "b"),
+        project=projections.pod,
+        index_by=projections.model_of_pod,
+        on_change=lambda k, old, new: changes.append((k[1], new is not None)),
+    )
+    inf._replace("a", [pod("p1", model="m"), pod("p2", model="m")])
+    inf._replace("b", [pod("q1", model="m", ns="b")])
+    assert set(inf.by(("a", "m"))) == {("a", "p1"), ("a", "p2")}
+
+    inf._replace("a", [pod("p2", model="m")])  # p1 went while we were not watching
+
+    assert inf.get("a", "p1") is None and set(inf.by(("a", "m"))) == {("a", "p2")}
+    assert inf.get("b", "q1") is not None, "a relist of one namespace leaves the others alone"
+    assert ("p1", False) in changes
+    assert changes.count(("p2", True)) == 1, "an unchanged object is no change"
+
+
+def test_a_meridian_pod_is_kept_with_its_status_and_anyone_elses_only_when_it_holds_gpus() -> None:
+    ours = projections.pod(pod("p", node="n1", gpus=2, model="m"))
+    assert ours is not None
+    assert "managedFields" not in ours["metadata"] and "containers" not in ours["spec"]
+    assert ours["status"]["conditions"] and ours[projections.GPUS] == 2
+    assert projections.pod(pod("web", node="n1")) is None  # no GPUs: capacity does not care
+    assert projections.pod(pod("batch", node="n1", gpus=1, phase="Succeeded")) is None
+    assert projections.pod(pod("train", gpus=4)) is None  # not scheduled yet
+    theirs = projections.pod(pod("train", node="n2", gpus=4))
+    assert theirs is not None and projections.gpus_held(theirs) == ("n2", 4)
+    assert "conditions" not in theirs["status"]
+
+
+def test_a_node_heartbeat_is_no_change() -> None:
+    def node(beat: str) -> dict[str, Any]:
+        cond = {"type": "Ready", "status": "True", "lastHeartbeatTime": beat}
+        return {"metadata": {"name": "n", "labels": {"x": "1"}}, "status": {"conditions": [cond]}}
+
+    assert projections.node(node("10:00:00")) == projections.node(node("10:00:20"))
+
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["p1", "p2", "p3", "p4"]),
+        st.one_of(
+            st.none(),  # deleted
+            st.tuples(
+                st.sampled_from(["", "n1", "n2"]), st.integers(0, 4), st.sampled_from(["Pending", "Running", "Failed"])
+            ),
+        ),
+        st.booleans(),  # ours or someone else's
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(EVENTS)
+def test_gpus_per_node_kept_incrementally_match_a_count_from_scratch(events: list[Any]) -> None:
+    caches = Caches(NO_KUBE, listeners=Listeners())
+    live: dict[str, dict[str, Any]] = {}
+    for name, change, ours in events:
+        if change is None:
+            live.pop(name, None)
+            caches.pods._set(("a", name), None)
+        else:
+            node, gpus, phase = change
+            obj = pod(name, node=node, gpus=gpus, phase=phase, model="m" if ours else "")
+            live[name] = obj
+            caches.pods._set(("a", name), projections.pod(obj))
+        assert caches.requested == {n: g for n, g in requested_by_node(live.values()).items() if g}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "inside", "outside"),
+    [
+        ("!own-*", ["default", "e2e-1"], ["own-1"]),
+        ("team-*", ["team-a"], ["default"]),
+        ("app-*, !*-pr-*, *-pr-1", ["app-x", "app-pr-1"], ["app-pr-2", "other-pr-1"]),
+    ],
+)
+def test_namespace_patterns_mean_what_they_mean_to_kopf(pattern: str, inside: list[str], outside: list[str]) -> None:
+    assert all(matches(ns, pattern) for ns in inside) and not any(matches(ns, pattern) for ns in outside)
+    where, watched = watch_plan([pattern])
+    assert where == ("",) and all(watched(ns) for ns in inside) and not any(watched(ns) for ns in outside)
+
+
+def test_named_namespaces_are_watched_each_on_its_own() -> None:
+    assert watch_plan(["a", "b"])[0] == ("a", "b") and watch_plan([])[0] == ("",)
