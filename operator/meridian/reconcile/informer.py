@@ -25,8 +25,8 @@ Change = Callable[[Key, Any, Any], None]  # (key, old projection or None, new pr
 
 PAGE = 500
 WATCH_SECONDS = 300  # the API server ends each watch after this; we resume from the last version
-FATAL = (401, 403, 404)
-BACKOFF = (0.5, 3.0)  # first and longest wait between tries: a restarted API server is seen within seconds  # a kind we may not watch, or that does not exist: waiting cannot fix it
+FATAL = (401, 403, 404)  # a kind we may not watch, or that does not exist: waiting cannot fix it
+BACKOFF = (0.5, 3.0)  # first and longest wait between tries: a restarted API server is seen within seconds
 
 log = get_logger("meridian.informer")
 
