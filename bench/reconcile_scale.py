@@ -3,9 +3,9 @@
 Run: python bench/reconcile_scale.py [--n 1000] [--reps 3] [--fleet examples/fleets/cloud-46.yaml]
 
 One control plane (kube-apiserver, scheduler, controller manager, kwok with the fleet's nodes) for
-the whole run. Model i is pinned to region i mod 46 with residency in that region's first
-jurisdiction, one CPU replica each (the fleet's GPUs are fewer than 1,000), so both phases place the
-same pods on the same nodes and nothing is unschedulable.
+the whole run. Each model is one replica of one GPU, pinned to the region with the most GPUs left
+and required to reside in that region's first jurisdiction, so both phases place the same pods in
+the same regions and nothing is unschedulable.
   floor:    the children Meridian renders for each model (ConfigMap, Services, Deployment, PDB),
             server-side applied by the same async client, one model at a time per worker, with as
             many workers as the operator runs reconciles at once;
@@ -58,8 +58,24 @@ def emit(**fields: Any) -> None:
     print(json.dumps({"bench": "reconcile_scale", **fields}), flush=True)
 
 
-def spec(i: int, regions: list[Region]) -> dict[str, Any]:
-    region = regions[i % len(regions)]
+def assign(fleet: fleetmod.Fleet, regions: list[Region], n: int) -> list[Region]:
+    """Model i's region: the one with the most GPUs left, so all n fit and both phases agree."""
+    free: dict[str, int] = {}
+    for pool in fleet.node_pools:
+        free[pool.region] = free.get(pool.region, 0) + pool.count * pool.gpus_per_node
+    if sum(free.values()) < n:
+        raise SystemExit(f"the fleet has {sum(free.values())} GPUs, fewer than {n} models")
+    by_name = {r.name: r for r in regions}
+    out = []
+    for _ in range(n):
+        name = max(sorted(free), key=lambda r: free[r])
+        free[name] -= 1
+        out.append(by_name[name])
+    return out
+
+
+def spec(i: int, where: list[Region]) -> dict[str, Any]:
+    region = where[i]
     return {
         "model": {"format": "onnx", "storageUri": f"s3://models/m{i}"},
         "resources": {"cpu": "1", "memory": "1Gi"},
@@ -133,7 +149,9 @@ def wait_ready(core: client.CoreV1Api, ns: str, n: int, start: float, timeout: f
     raise SystemExit(f"{pods_ready(core, ns)}/{n} pods Ready in {ns} after {timeout:.0f} s")
 
 
-async def apply_floor(kubeconfig: Path, ns: str, n: int, regions: list[Region], workers: int, uid: str) -> None:
+async def apply_floor(
+    kubeconfig: Path, ns: str, n: int, regions: list[Region], where: list[Region], workers: int, uid: str
+) -> None:
     """Server-side apply every model's children, `workers` models at a time, as the operator does."""
     cfg = aclient.Configuration()
     await aconfig.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
@@ -147,7 +165,7 @@ async def apply_floor(kubeconfig: Path, ns: str, n: int, regions: list[Region], 
         while not queue.empty():
             i = queue.get_nowait()
             md = ModelDeployment.model_validate(
-                {"metadata": {"name": f"m{i}", "namespace": ns, "uid": uid}, "spec": spec(i, regions)}
+                {"metadata": {"name": f"m{i}", "namespace": ns, "uid": uid}, "spec": spec(i, where)}
             )
             for obj in children(md, plan(md.spec, regions, Observed()), Settings()):
                 obj["metadata"]["ownerReferences"] = [
@@ -161,17 +179,21 @@ async def apply_floor(kubeconfig: Path, ns: str, n: int, regions: list[Region], 
         await api.close()
 
 
-def floor_phase(api: client.ApiClient, kubeconfig: Path, ns: str, n: int, regions: list[Region]) -> float:
+def floor_phase(
+    api: client.ApiClient, kubeconfig: Path, ns: str, n: int, regions: list[Region], where: list[Region]
+) -> float:
     core = client.CoreV1Api(api)
     fresh_namespace(core, ns)
     owner = core.create_namespaced_config_map(ns, {"metadata": {"name": "owner"}})
     start = time.monotonic()
-    asyncio.run(apply_floor(kubeconfig, ns, n, regions, Settings().max_concurrent_reconciles, str(owner.metadata.uid)))
+    asyncio.run(
+        apply_floor(kubeconfig, ns, n, regions, where, Settings().max_concurrent_reconciles, str(owner.metadata.uid))
+    )
     return wait_ready(core, ns, n, start)
 
 
 def meridian_phase(
-    api: client.ApiClient, kubeconfig: Path, ns: str, n: int, regions: list[Region], log: Path, audit_log: Path
+    api: client.ApiClient, kubeconfig: Path, ns: str, n: int, where: list[Region], log: Path, audit_log: Path
 ) -> dict[str, Any]:
     core, co = client.CoreV1Api(api), client.CustomObjectsApi(api)
     fresh_namespace(core, ns)
@@ -193,7 +215,7 @@ def meridian_phase(
                 "metadata": {"name": f"m{i}"},
             }
             co.create_namespaced_custom_object(
-                "serving.meridian.dev", "v1alpha1", ns, "modeldeployments", {**body, "spec": spec(i, regions)}
+                "serving.meridian.dev", "v1alpha1", ns, "modeldeployments", {**body, "spec": spec(i, where)}
             )
         seconds = wait_ready(core, ns, n, start)
         wall1 = time.time()
@@ -241,6 +263,7 @@ def run(args: argparse.Namespace, fleet: fleetmod.Fleet, kubeconfig: Path, tmp: 
     api = cluster.api_client(kubeconfig)
     cluster.apply_fleet(api, fleet, REPO / "crds")
     regions = sorted((Region.model_validate(r) for r in fleetmod.region_manifests(fleet)), key=lambda r: r.name)
+    where = assign(fleet, regions, args.n)
     core = client.CoreV1Api(api)
     floors: list[float] = []
     operators: list[dict[str, Any]] = []
@@ -249,10 +272,10 @@ def run(args: argparse.Namespace, fleet: fleetmod.Fleet, kubeconfig: Path, tmp: 
         for phase in order:
             ns = f"bench-{phase}-{rep}"
             if phase == "floor":
-                floors.append(floor_phase(api, kubeconfig, ns, args.n, regions))
+                floors.append(floor_phase(api, kubeconfig, ns, args.n, regions, where))
                 emit(rep=rep, phase="floor", n=args.n, seconds=round(floors[-1], 1))
             else:
-                result = meridian_phase(api, kubeconfig, ns, args.n, regions, tmp / f"operator-{rep}.log", audit_log)
+                result = meridian_phase(api, kubeconfig, ns, args.n, where, tmp / f"operator-{rep}.log", audit_log)
                 operators.append(result)
                 emit(rep=rep, phase="meridian", n=args.n, **{**result, "seconds": round(result["seconds"], 1)})
             emit(rep=rep, phase=phase, deleted_seconds=round(delete_and_wait(core, ns), 1))

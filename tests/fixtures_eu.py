@@ -61,7 +61,9 @@ def eu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EuCluster]:
         operator = start_operator(
             kubeconfig, workdir / "operator.log", {"MERIDIAN_LOG_LEVEL": os.environ.get("LOG", "INFO")}
         )
-        yield EuCluster(kubeconfig, api, fleet, operator, cp)
+        eu = EuCluster(kubeconfig, api, fleet, operator, cp)
+        yield eu
+        operator = eu.operator  # a test may have restarted it
     finally:
         if operator is not None:
             stop_operator(operator)

@@ -276,6 +276,7 @@ async def _inventory_later(st: State, delay: float) -> None:
     await asyncio.sleep(delay)
     caches = st.caches
     try:
+        await caches.wait_synced()  # Regions counted before their nodes are listed would say "no nodes"
         await refresh_regions(
             st.kube, caches.region_list(), list(caches.nodes.values()), caches.requested, st.region_memory
         )
