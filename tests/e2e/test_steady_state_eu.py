@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 from tests.e2e.test_placement_eu import spec
 from tests.fixtures_eu import EuCluster
-from tests.fixtures_operator import Mdeps, start_operator, stop_operator, wait_for
+from tests.fixtures_operator import Mdeps, wait_for
 
 from meridian.sim import audit
 
@@ -62,20 +62,3 @@ def test_a_converged_fleet_costs_the_api_server_nothing_but_watches(eu: EuCluste
     assert steady["list"] == 0 and steady["get"] == 0, {k: n for k, n in during.items() if k[0] != "watch"}
     assert steady["write"] == 0, {k: n for k, n in during.items() if k[0] != "watch"}
 
-
-def test_a_restarted_operator_rewrites_no_region_it_finds_as_it_left_it(eu: EuCluster, eu_mdeps: Mdeps) -> None:
-    """Regions are counted only once their nodes and pods are listed too: a restart must not first
-    report every Region as having no nodes (and then correct it), which a dashboard would show."""
-    eu_mdeps.create("r0", spec(replicas=1, placement={"residency": ["EU"]}))
-    eu_mdeps.wait_condition("r0", "Ready", timeout=120)
-    stop_operator(eu.operator)
-
-    def synced() -> int:
-        return eu.operator.log.read_text(errors="replace").count("caches synced")
-
-    before, start = synced(), time.time()
-    eu.operator = start_operator(eu.kubeconfig, eu.operator.log)
-    wait_for("the new operator's caches to sync", lambda: synced() > before, timeout=60)
-    time.sleep(10)
-    written = audit.read(eu.control_plane.audit_log, start, time.time())
-    assert written[("patch", "regions/status")] == 0, written

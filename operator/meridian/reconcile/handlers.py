@@ -42,7 +42,7 @@ class State:
         self.settings = settings
         self.caches = Caches(kube, settings.namespaces, listeners(self))
         self.locks: dict[ModelKey, asyncio.Lock] = {}
-        self.pending: dict[ModelKey, asyncio.Task[None]] = {}
+        self.pending: dict[ModelKey, tuple[float, asyncio.Task[None]]] = {}  # when each requeue is due
         self.models: dict[ModelKey, Mapping[str, Any]] = {}  # the latest body kopf saw of each model
         self.by_label: dict[tuple[str, str], ModelKey] = {}  # (namespace, model-deployment label) → model
         self.inventory_pending: asyncio.Task[None] | None = None
@@ -118,6 +118,9 @@ async def reconcile_now(st: State, body: Any) -> None:
         st.unsatisfied.discard(key)
     else:
         st.unsatisfied.add(key)
+        # an unschedulable replica's failover hold ends with no event to say so: look again then
+        failover = ((body.get("spec") or {}).get("placement") or {}).get("failover") or {}
+        requeue(st, *key, delay=float(failover.get("unschedulableSeconds", 120)) + 1.0)
     for region, keys in st.by_region.items():
         if region not in outcome.regions:
             keys.discard(key)
@@ -126,11 +129,15 @@ async def reconcile_now(st: State, body: Any) -> None:
 
 
 def requeue(st: State, namespace: str, name: str, delay: float = 0.5) -> None:
-    """Coalesce bursts of child events into one reconcile of the owner."""
+    """Coalesce bursts of events into one reconcile of the model: the earliest requeue wins."""
     key = (namespace, name)
-    if key in st.pending:
-        return
-    st.pending[key] = asyncio.create_task(_later(st, key, delay))
+    due = asyncio.get_running_loop().time() + delay
+    current = st.pending.get(key)
+    if current is not None:
+        if current[0] <= due:
+            return
+        current[1].cancel()
+    st.pending[key] = (due, asyncio.create_task(_later(st, key, delay)))
 
 
 async def _later(st: State, key: tuple[str, str], delay: float) -> None:
@@ -286,14 +293,25 @@ async def _inventory_later(st: State, delay: float) -> None:
         requeue_inventory(st, delay=retry_after(e) or 5.0)
 
 
+def _free(region: Region | None) -> int:
+    return region.status.free_gpus if region else 0
+
+
+def _trust(region: Region | None) -> tuple[tuple[str, str, str], ...]:
+    """The Region's conditions (a node shared with another Region makes it untrusted)."""
+    return tuple((c.type, c.status, c.reason) for c in region.status.conditions) if region else ()
+
+
 def _shape(region: Region | None) -> tuple[Any, ...]:
     """A region gaining or losing nodes, not merely GPUs in use."""
     return (region.status.nodes, region.status.ready_nodes, region.status.total_gpus) if region else ()
 
 
 def region_changed(st: State, name: str, old: Region | None, new: Region | None) -> None:
-    """A Region's spec matters to the models that run there or could; its capacity to those, and to
-    the models not yet fully placed."""
+    """A Region's spec matters to the models that run there or could; its capacity to those, and,
+    when GPUs are freed, to the models not yet fully placed. GPUs being taken (every pod placed
+    while a fleet converges) wakes no one else: a thousand unready models re-planned at each of a
+    thousand Region writes is what made a large convergence slow."""
     spec_changed = (old.spec if old else None) != (new.spec if new else None)
     if spec_changed:
         requeue_inventory(st)
@@ -301,9 +319,10 @@ def region_changed(st: State, name: str, old: Region | None, new: Region | None)
     # served elsewhere for now: capacity returning must bring it back. A spec change (jurisdictions,
     # selector, cordon) likewise; a model that excludes the region, or whose allow list leaves it
     # out, is not touched by it
-    usable: set[ModelKey] = set()
-    if spec_changed or _shape(old) != _shape(new):
-        usable = {key for key in st.models if could_use(st, key, name)}
+    reshaped = spec_changed or _shape(old) != _shape(new)
+    if not (reshaped or _trust(old) != _trust(new) or _free(new) > _free(old)):
+        return  # only GPUs taken
+    usable = {key for key in st.models if could_use(st, key, name)} if reshaped else set()
     affected = st.unsatisfied | st.by_region.get(name, set()) | usable
     for ns, md in sorted(affected):
         requeue(st, ns, md, delay=0.2)
