@@ -4,17 +4,18 @@ Run: python bench/failover.py [--rounds 3]
 
 Two ways to lose lim, each measured for a plain Deployment (the floor) and for Meridian:
   fast (nodes gone): lim's L4 nodes are deleted;
-  slow (nodes stay, GPUs taken): another tenant's higher-priority pods take every L4 GPU in lim,
+  GPUs taken (nodes stay): another tenant's higher-priority pods take every L4 GPU in lim,
        preempting the 2 replicas there, which come back Pending, Unschedulable (Insufficient
-       nvidia.com/gpu), so Meridian's failover hold (`unschedulableSeconds`, 10 s) applies.
+       nvidia.com/gpu). Meridian's Region capacity (kept from pod events) shows lim full at once,
+       so it moves without waiting out the failover hold (`unschedulableSeconds`, 10 s); the hold
+       is for pods that cannot schedule while capacity looks free.
   floor:    a plain Deployment pinned to lim with 2 pods, re-pinned to sbg the instant lim is lost:
             what the control plane alone needs to move pods when the decision takes no time;
   meridian: a ModelDeployment (residency EU, regions lim weight 1, sbg weight 0, failover after 10 s),
             timed until its 2 replicas are Ready in sbg; after the fast loss the nodes come back and
             the return to lim is timed too.
 One operator runs throughout; the floor and Meridian alternate round by round. Prints one JSON line
-per phase (medians over the rounds) and the ratios meridian/floor; for the slow path also what
-Meridian took beyond its own hold.
+per phase (medians over the rounds) and the ratios meridian/floor.
 """
 
 from __future__ import annotations
@@ -223,8 +224,6 @@ def main() -> None:
         emit(how, "meridian_failover", failover)
         emit(how, "meridian_return", back)
         line: dict[str, Any] = {"bench": "failover", "path": how, "ratio_failover_vs_floor": round(failover / floor, 2)}
-        if how == "slow":
-            line["beyond_hold_and_floor_seconds"] = round(failover - HOLD_SECONDS - floor, 2)
         print(json.dumps(line), flush=True)
 
 
