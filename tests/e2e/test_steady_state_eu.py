@@ -61,4 +61,3 @@ def test_a_converged_fleet_costs_the_api_server_nothing_but_watches(eu: EuCluste
     assert convergence["write"] >= MODELS * 4, f"the audit log saw the operator create the children: {convergence}"
     assert steady["list"] == 0 and steady["get"] == 0, {k: n for k, n in during.items() if k[0] != "watch"}
     assert steady["write"] == 0, {k: n for k, n in during.items() if k[0] != "watch"}
-
