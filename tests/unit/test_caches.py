@@ -14,6 +14,7 @@ from meridian.reconcile import projections
 from meridian.reconcile.caches import Caches, Listeners, matches, watch_plan
 from meridian.reconcile.informer import Informer
 from meridian.reconcile.kube import Kube
+from meridian.sync.insync import in_sync
 
 pytestmark = pytest.mark.unit
 
@@ -55,6 +56,16 @@ def test_a_relist_drops_what_was_deleted_while_the_watch_was_down() -> None:
     assert inf.get("b", "q1") is not None, "a relist of one namespace leaves the others alone"
     assert ("p1", False) in changes
     assert changes.count(("p2", True)) == 1, "an unchanged object is no change"
+
+
+def test_a_listed_child_is_in_sync_with_what_we_apply() -> None:
+    """List items have no kind of their own; a restarted operator must not re-apply every child."""
+    inf: Informer[dict[str, Any]] = Informer(NO_KUBE, "v1", "ConfigMap", project=projections.owned)
+    desired = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "namespace": "a"}, "data": {"k": "v"}}
+    listed = {"metadata": {"name": "m", "namespace": "a", "managedFields": [{}]}, "data": {"k": "v"}}
+    inf._replace("", [listed])
+    live = inf.get("a", "m")
+    assert live is not None and in_sync(desired, live)
 
 
 def test_a_meridian_pod_is_kept_with_its_status_and_anyone_elses_only_when_it_holds_gpus() -> None:

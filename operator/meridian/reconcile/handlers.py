@@ -57,10 +57,6 @@ class State:
         # bounded concurrency: a Region change that requeues every model must not open a request storm
         self.slots = asyncio.Semaphore(max(1, settings.max_concurrent_reconciles))
 
-    @property
-    def known(self) -> set[ModelKey]:
-        return set(self.models)
-
     def lock(self, key: ModelKey) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
 

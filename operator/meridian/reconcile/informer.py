@@ -107,8 +107,11 @@ class Informer(Generic[T]):
                 log.error("cache callback failed", kind=self.kind, object=f"{key[0]}/{key[1]}", error=repr(e))
 
     def _replace(self, namespace: str, objects: list[Mapping[str, Any]]) -> None:
-        """A fresh list: everything in `namespace` ("" is all) that it lacks was deleted meanwhile."""
-        fresh = {_key(o): self.project(o) for o in objects}
+        """A fresh list: everything in `namespace` ("" is all) that it lacks was deleted meanwhile.
+
+        List items carry no apiVersion or kind of their own (watch events do); without them a
+        child read from a list would never look in sync with what we apply."""
+        fresh = {_key(o): self.project({"apiVersion": self.api_version, "kind": self.kind, **o}) for o in objects}
         for key in [k for k in self.store if (not namespace or k[0] == namespace) and k not in fresh]:
             self._set(key, None)
         for key, value in fresh.items():

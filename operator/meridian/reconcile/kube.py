@@ -1,4 +1,4 @@
-"""A small async Kubernetes client: get, list, server-side apply, delete, by REST path.
+"""A small async Kubernetes client: get, watch, server-side apply, delete, by REST path.
 
 Built on kubernetes_asyncio's ApiClient for auth and TLS; only the handful of kinds Meridian touches
 are known here, so a request's path can be read at a glance. Every request has a timeout: a hung
@@ -54,6 +54,14 @@ def api_message(error: ApiException) -> str:
         return str(json.loads(error.body or "{}").get("message") or error.reason)
     except (TypeError, ValueError, AttributeError):
         return str(error.reason)
+
+
+def _error(response: Any, text: str) -> ApiException:
+    """The ApiException the client would raise for this response, with its body and headers."""
+    error = ApiException(status=response.status, reason=response.reason)
+    error.body = text  # type: ignore[assignment]  # api_message reads str or bytes alike
+    error.headers = response.headers
+    return error
 
 
 def path(api_version: str, kind: str, namespace: str = "", name: str = "", subresource: str = "") -> str:
@@ -120,10 +128,7 @@ class Kube:
         )
         text = await response.text()
         if not 200 <= response.status <= 299:  # _preload_content=False skips the client's own check
-            error = ApiException(status=response.status, reason=response.reason)
-            error.body = text
-            error.headers = response.headers
-            raise error
+            raise _error(response, text)
         return json.loads(text) if text else {}
 
     async def stream(
@@ -144,10 +149,7 @@ class Kube:
         )
         try:
             if not 200 <= response.status <= 299:
-                error = ApiException(status=response.status, reason=response.reason)
-                error.body = await response.text()
-                error.headers = response.headers
-                raise error
+                raise _error(response, await response.text())
             buffer = b""
             async for chunk in response.content.iter_any():  # lines of any length, unlike readline
                 buffer += chunk
@@ -165,17 +167,6 @@ class Kube:
             if e.status == 404:
                 return None
             raise
-
-    async def list(
-        self, api_version: str, kind: str, namespace: str = "", label_selector: str = ""
-    ) -> list[dict[str, Any]]:
-        query = [("labelSelector", label_selector)] if label_selector else []
-        result = await self.request("GET", path(api_version, kind, namespace), query=query)
-        items: list[dict[str, Any]] = result.get("items", [])
-        for item in items:  # list items carry no apiVersion/kind of their own
-            item.setdefault("apiVersion", api_version)
-            item.setdefault("kind", kind)
-        return items
 
     async def apply(
         self, obj: dict[str, Any], subresource: str = "", field_manager: str = FIELD_MANAGER
