@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -22,17 +23,33 @@ def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+@dataclass(frozen=True)
+class Request:
+    """One finished request of the operator, as the audit log recorded it."""
+
+    verb: str
+    resource: str  # resource[/subresource]
+    namespace: str
+    name: str
+    agent: str
+    at: float
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.verb} {self.resource} {where} ({self.agent.split(' ')[0]})"
+
+
 def operator_requests(
     lines: Iterable[str], since: float = 0.0, until: float = float("inf"), agents: tuple[str, ...] = OPERATOR_AGENTS
-) -> Counter[tuple[str, str]]:
-    """(verb, resource[/subresource]) → count of the operator's requests received in [since, until)."""
-    out: Counter[tuple[str, str]] = Counter()
+) -> Iterator[Request]:
+    """The operator's requests received in [since, until)."""
     for line in lines:
         try:
             event = json.loads(line)
         except ValueError:
             continue  # a line cut by rotation
-        if not str(event.get("userAgent", "")).startswith(agents):
+        agent = str(event.get("userAgent", ""))
+        if not agent.startswith(agents):
             continue
         at = _seconds(str(event.get("requestReceivedTimestamp") or event.get("stageTimestamp")))
         if not since <= at < until:
@@ -41,19 +58,25 @@ def operator_requests(
         resource = str(ref.get("resource") or event.get("requestURI", "?"))
         if ref.get("subresource"):
             resource += f"/{ref['subresource']}"
-        out[(str(event.get("verb")), resource)] += 1
-    return out
+        yield Request(
+            str(event.get("verb")), resource, str(ref.get("namespace", "")), str(ref.get("name", "")), agent, at
+        )
 
 
-def read(path: Path, since: float = 0.0, until: float = float("inf")) -> Counter[tuple[str, str]]:
-    """The operator's requests in the audit log at `path` (and its one rotated backup)."""
+def requests(path: Path, since: float = 0.0, until: float = float("inf")) -> list[Request]:
+    """The operator's requests in the audit log at `path` (and its rotated backups), oldest first."""
     files = [*sorted(path.parent.glob(f"{path.stem}-*{path.suffix}")), path]
-    out: Counter[tuple[str, str]] = Counter()
+    out: list[Request] = []
     for f in files:
         if f.exists():
             with f.open(errors="replace") as handle:
-                out += operator_requests(handle, since, until)
-    return out
+                out.extend(operator_requests(handle, since, until))
+    return sorted(out, key=lambda r: r.at)
+
+
+def read(path: Path, since: float = 0.0, until: float = float("inf")) -> Counter[tuple[str, str]]:
+    """(verb, resource[/subresource]) → count of the operator's requests in the audit log at `path`."""
+    return Counter((r.verb, r.resource) for r in requests(path, since, until))
 
 
 def summary(counts: Counter[tuple[str, str]]) -> dict[str, int]:
