@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.fixtures_operator import Mdeps, OperatorProcess, start_operator, stop_operator, wait_for
+from tests.fixtures_operator import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Mdeps,
+    OperatorProcess,
+    start_operator,
+    stop_operator,
+    wait_for,
+)
 
 from meridian.render.names import regional_name
 from meridian.sim import binaries
@@ -168,6 +177,49 @@ def test_reconcile_with_nothing_changed_writes_nothing(
         assert {k: v for k, v in changed.items() if ("kind", "Region/status") not in k} == {}
     finally:
         stop_operator(own)
+
+
+def test_models_go_when_deleted_after_the_operator_is_gone(
+    k8s: client.ApiClient, private_namespace: str, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """Meridian puts no finalizer on a model, so uninstalling it never leaves models (or their
+    namespace) stuck in deletion; one an earlier version left is taken off."""
+    mdeps = Mdeps(k8s, private_namespace)
+    legacy = {
+        "finalizers": ["serving.meridian.dev/finalizer", "example.com/keep"],
+        "annotations": {"serving.meridian.dev/last-handled-configuration": "{}", "note": "mine"},
+    }
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment", "spec": spec()}
+    mdeps.co.create_namespaced_custom_object(
+        GROUP, VERSION, mdeps.ns, PLURAL, {**body, "metadata": {"name": "old", **legacy}}
+    )
+    own = start_operator(kubeconfig, tmp_path / "operator.log", {"MERIDIAN_NAMESPACES": json.dumps([mdeps.ns])})
+    try:
+        mdeps.create("new", spec())
+        mdeps.wait_condition("new", "Ready")
+        mdeps.wait_condition("old", "Ready")
+        old = wait_for(
+            "the earlier version's finalizer taken off",
+            lambda: (m := mdeps.get("old")["metadata"]).get("finalizers") == ["example.com/keep"] and m,
+        )
+        assert old["annotations"] == {"note": "mine"}, "only the earlier version's bookkeeping is removed"
+        new = mdeps.get("new")["metadata"]
+        assert not new.get("finalizers"), new.get("finalizers")
+        assert not any(k.startswith("serving.meridian.dev/") for k in new.get("annotations") or {})
+    finally:
+        stop_operator(own)
+    mdeps.patch("old", {"metadata": {"finalizers": None}})  # the other finalizer's owner lets go
+    for name in ("new", "old"):
+        mdeps.delete(name)
+
+    def gone() -> bool:
+        names = {
+            m["metadata"]["name"]
+            for m in mdeps.co.list_namespaced_custom_object(GROUP, VERSION, mdeps.ns, PLURAL)["items"]
+        }
+        return not names
+
+    wait_for("both models deleted with no operator running", gone, timeout=30)
 
 
 def _settled(op: OperatorProcess) -> bool:

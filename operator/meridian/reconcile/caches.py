@@ -1,7 +1,8 @@
 """The operator's view of the cluster: one watch per kind, read by every reconcile.
 
-Regions, Nodes, Namespaces, the four kinds of children and pods each have one Informer. GPUs taken
-per node are kept incrementally from pod events, so Region capacity never needs a cluster-wide list.
+Regions, Nodes, Namespaces, the four kinds of children and pods each have one Informer, and under
+kopf peering so has the peering object. GPUs taken per node are kept incrementally from pod events,
+so Region capacity never needs a cluster-wide list.
 Nothing is planned before every cache holds its first list (`wait_synced`): a model reconciled
 before the Regions are known would be planned as if there were none.
 """
@@ -19,6 +20,7 @@ from meridian.api.region import Region
 from meridian.reconcile import projections
 from meridian.reconcile.informer import CacheUnavailable, Change, Informer, Key
 from meridian.reconcile.kube import Kube
+from meridian.reconcile.peering import PEERING_API, is_active, peering_status
 from meridian.render.labels import MANAGED_BY
 from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL
 
@@ -94,8 +96,11 @@ def _residency_label(obj: Mapping[str, Any]) -> str:
 class Caches:
     """Watch-fed stores and the GPUs requested per node, derived from them."""
 
-    def __init__(self, kube: Kube, patterns: Sequence[str] = (), listeners: Listeners | None = None) -> None:
-        """`patterns`: the operator's --namespace values (names or kopf patterns); none is all."""
+    def __init__(
+        self, kube: Kube, patterns: Sequence[str] = (), listeners: Listeners | None = None, peering: str = ""
+    ) -> None:
+        """`patterns`: the operator's --namespace values (names or kopf patterns); none is all.
+        `peering`: kopf's peering name, "" when standalone."""
         namespaces, watched = watch_plan(patterns)
         self.listeners = listeners or Listeners()
         heard = self.listeners
@@ -130,11 +135,24 @@ class Caches:
             )
             for api_version, kind in CHILD_KINDS
         }
+        # kopf keeps one ClusterKopfPeering when it serves the whole cluster, else a KopfPeering per namespace
+        self.peering_name = peering
+        self.peering_clusterwide = not patterns
+        self.peering: Informer[dict[str, Any]] | None = None
+        if peering:
+            self.peering = Informer(
+                kube,
+                PEERING_API,
+                "ClusterKopfPeering" if self.peering_clusterwide else "KopfPeering",
+                namespaces=("",) if self.peering_clusterwide else namespaces,
+                project=_only(watched, peering_status(peering)),
+            )
         self.tasks: list[asyncio.Task[None]] = []
 
     @property
     def informers(self) -> list[Informer[Any]]:
-        return [self.regions, self.nodes, self.namespaces, self.pods, *self.children.values()]
+        out: list[Informer[Any]] = [self.regions, self.nodes, self.namespaces, self.pods, *self.children.values()]
+        return out + ([self.peering] if self.peering is not None else [])
 
     def start(self) -> None:
         self.tasks = [asyncio.create_task(i.run(), name=f"cache {i.kind}") for i in self.informers]
@@ -175,6 +193,18 @@ class Caches:
 
     def namespace_residency(self, namespace: str) -> str:
         return self.namespaces.get("", namespace) or ""
+
+    def active(self, namespace: str, priority: int, now: float) -> bool:
+        """Whether this replica, of this peering priority, may write for models in `namespace`."""
+        if self.peering is None:
+            return True
+        if self.peering_clusterwide:
+            status = self.peering.get("", self.peering_name)
+        elif namespace:
+            status = self.peering.get(namespace, self.peering_name)
+        else:  # cluster-scoped work (Region status): the same priorities are in every namespace's object
+            status = next(self.peering.values(), None)
+        return is_active(status, priority, now)
 
     # derived state
 

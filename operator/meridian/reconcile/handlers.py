@@ -1,23 +1,29 @@
-"""Every kopf handler and cache listener, registered in one place; each delegates at once.
+"""Every kopf handler, cache listener and periodic job, registered in one place; each delegates at once.
 
-kopf watches ModelDeployments and runs their handlers and timers; everything else a reconcile reads
-comes from the watch caches (`Caches`), whose listeners requeue the models a change can affect.
-Requeues coalesce, and reconciles run a bounded number at a time.
+kopf watches ModelDeployments and hands every event to one handler, which reconciles a model when
+its spec, labels or annotations changed (a status write does not). kopf runs no change handler and
+no timer of ours, so it never writes to a ModelDeployment: no finalizer, no bookkeeping annotation.
+Everything else a reconcile reads comes from the watch caches (`Caches`), whose listeners requeue
+the models a change can affect. Requeues coalesce, and reconciles run a bounded number at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from meridian import GROUP, VERSION
 from meridian.api.region import Region
 from meridian.config import Settings
 from meridian.log import get as get_logger
 from meridian.placement.plan import Hold
+from meridian.reconcile import legacy, periodic
 from meridian.reconcile.autoscaler import Autoscalers, autoscale_tick
 from meridian.reconcile.caches import Caches, Listeners
 from meridian.reconcile.informer import CacheUnavailable, Key
@@ -37,14 +43,17 @@ log = get_logger("meridian.handlers")
 class State:
     """Per-process operator state, injected through kopf's memo."""
 
-    def __init__(self, kube: Kube, settings: Settings) -> None:
+    def __init__(self, kube: Kube, settings: Settings, priority: int = 0) -> None:
         self.kube = kube
         self.settings = settings
-        self.caches = Caches(kube, settings.namespaces, listeners(self))
+        self.priority = priority  # this replica's kopf peering priority
+        self.caches = Caches(kube, settings.namespaces, listeners(self), peering=settings.peering)
         self.locks: dict[ModelKey, asyncio.Lock] = {}
         self.pending: dict[ModelKey, tuple[float, asyncio.Task[None]]] = {}  # when each requeue is due
         self.models: dict[ModelKey, Mapping[str, Any]] = {}  # the latest body kopf saw of each model
         self.by_label: dict[tuple[str, str], ModelKey] = {}  # (namespace, model-deployment label) → model
+        self.reconciled: dict[ModelKey, tuple[Any, ...]] = {}  # what of each model its last reconcile saw
+        self.jobs: list[asyncio.Task[None]] = []
         self.inventory_pending: asyncio.Task[None] | None = None
         self.region_memory = RegionMemory()
         self.unsatisfied: set[ModelKey] = set()
@@ -60,6 +69,10 @@ class State:
     def lock(self, key: ModelKey) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
 
+    def active(self, namespace: str) -> bool:
+        """False while this replica stands by under kopf peering: it then writes nothing."""
+        return self.caches.active(namespace, self.priority, time.time())
+
     def seen(self, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
@@ -72,6 +85,7 @@ class State:
     def forget(self, key: ModelKey) -> None:
         """A deleted model leaves nothing behind in the operator's memory."""
         self.models.pop(key, None)
+        self.reconciled.pop(key, None)
         self.by_label.pop((key[0], label_value(key[1])), None)
         self.unsatisfied.discard(key)
         for keys in self.by_region.values():
@@ -89,6 +103,18 @@ def state(memo: kopf.Memo) -> State:
     return st
 
 
+def fingerprint(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a model its reconcile depends on, status aside: the spec (by generation), labels,
+    annotations and whether it is being deleted. Our own status writes change none of it."""
+    meta = body.get("metadata") or {}
+    return (
+        meta.get("generation"),
+        json.dumps(meta.get("labels") or {}, sort_keys=True),
+        json.dumps(meta.get("annotations") or {}, sort_keys=True),
+        bool(meta.get("deletionTimestamp")),
+    )
+
+
 def could_use(st: State, key: tuple[str, str], region: str) -> bool:
     allowed, excluded = st.candidates.get(key, (None, frozenset()))
     return region not in excluded and (allowed is None or region in allowed)
@@ -97,6 +123,7 @@ def could_use(st: State, key: tuple[str, str], region: str) -> bool:
 async def reconcile_now(st: State, body: Any) -> None:
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     st.seen(body)
+    st.reconciled[key] = fingerprint(body)
     placement = (body.get("spec") or {}).get("placement") or {}
     allow = frozenset(r.get("name", "") for r in placement.get("regions") or []) or None
     st.candidates[key] = (allow, frozenset(placement.get("excludeRegions") or []))
@@ -142,6 +169,9 @@ async def _later(st: State, key: tuple[str, str], delay: float) -> None:
     body = st.models.get(key)
     if body is None:  # deleted meanwhile
         return
+    if not st.active(key[0]):  # standing by: look again later, in memory only
+        requeue(st, *key, delay=5.0)
+        return
     try:
         await reconcile_now(st, body)
     except Exception as e:  # never let one object take the operator down; retry with backoff
@@ -159,7 +189,7 @@ def retry_later(st: State, key: tuple[str, str], error: BaseException, backoff: 
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: Settings = memo.get("config") or Settings()
     configure_kopf(settings, config)
-    st = State(await Kube.connect(), config)
+    st = State(await Kube.connect(), config, priority=settings.peering.priority)
     memo["meridian"] = st
     st.caches.start()
     try:  # nothing is planned before the caches hold their first lists
@@ -167,70 +197,84 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     except CacheUnavailable as e:
         raise kopf.PermanentError(str(e)) from e
     log.info("caches synced", **{i.kind: len(i.store) for i in st.caches.informers})
+    st.jobs = [
+        asyncio.create_task(periodic.run(job, lambda: st.models, lambda key: st.active(key[0])), name=job.name)
+        for job in jobs(st)
+    ]
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     st = state(memo)
+    for task in st.jobs:
+        task.cancel()
+    await asyncio.gather(*st.jobs, return_exceptions=True)
     await st.caches.stop()
     await st.autoscalers.close()
     await st.kube.close()
 
 
-@kopf.on.resume(GROUP, VERSION, "modeldeployments")
-@kopf.on.create(GROUP, VERSION, "modeldeployments")
-@kopf.on.update(GROUP, VERSION, "modeldeployments")
-async def modeldeployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+@kopf.on.event(GROUP, VERSION, "modeldeployments")
+async def modeldeployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Every event of a model kopf delivers (none while this replica stands by): remember the body,
+    and reconcile when something other than its status changed, or when it is new to this process."""
     st = state(memo)
+    body = event["object"]
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    if event["type"] == "DELETED":
+        st.forget(key)
+        return
+    st.seen(body)
+    await remove_leftovers(st, key, body)
+    if st.reconciled.get(key) == fingerprint(body):
+        return
     try:
         await reconcile_now(st, body)
-    except Exception as e:  # retried by our own backoff, which honours Retry-After, not kopf's minute
-        retry_later(st, (body.metadata.namespace or "", body.metadata.name or ""), e, 1.0)
+    except Exception as e:  # retried by our own backoff, which honours Retry-After
+        retry_later(st, key, e, 1.0)
 
 
-def _autoscaled(spec: kopf.Spec, **_: Any) -> bool:
-    return bool(spec.get("autoscaling", {}).get("enabled"))
-
-
-@kopf.timer(GROUP, VERSION, "modeldeployments", interval=Settings().autoscale_interval_seconds, when=_autoscaled)
-async def autoscale(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Evaluate the autoscaling metric; a changed total is placed by an immediate reconcile."""
-    st = state(memo)
-    try:
-        key = (body.metadata.namespace or "", body.metadata.name or "")
-        changed = await autoscale_tick(st.kube, body, st.autoscalers, st.pods_of(key))
-    except Exception as e:  # the next tick tries again; serving continues at the current total
-        log.warning(
-            "autoscaling evaluation failed", namespace=body.metadata.namespace, name=body.metadata.name, error=str(e)
-        )
+async def remove_leftovers(st: State, key: ModelKey, body: Mapping[str, Any]) -> None:
+    ops = legacy.cleanup(body)
+    if ops is None:
         return
-    if changed:
-        requeue(st, body.metadata.namespace or "", body.metadata.name or "", delay=0.1)
-
-
-@kopf.timer(GROUP, VERSION, "modeldeployments", interval=30.0, initial_delay=10.0)
-async def runtime_probe(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Triton's own view of the model (versions, readiness) where a ready pod is reachable."""
-    st = state(memo)
     try:
-        await probe_runtime(st.kube, body, st.pods_of((body.metadata.namespace or "", body.metadata.name or "")))
-    except Exception as e:  # a probe must never disturb reconciling
-        log.info("runtime probe skipped", namespace=body.metadata.namespace, name=body.metadata.name, error=str(e))
+        await st.kube.patch_json(f"{GROUP}/{VERSION}", "ModelDeployment", key[0], key[1], ops)
+        log.info("removed an earlier version's finalizer and annotations", namespace=key[0], name=key[1])
+    except ApiException as e:  # changed meanwhile (the test failed) or gone: the next event tries again
+        log.info("leftovers not removed yet", namespace=key[0], name=key[1], status=e.status)
 
 
-@kopf.timer(GROUP, VERSION, "modeldeployments", interval=300.0, initial_delay=300.0)
-async def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A slow level-triggered safety net: whatever event was missed, the model is planned again."""
-    requeue(state(memo), body.metadata.namespace or "", body.metadata.name or "", delay=0.1)
+def jobs(st: State) -> list[periodic.Job]:
+    def autoscaled(body: Mapping[str, Any]) -> bool:
+        return bool(((body.get("spec") or {}).get("autoscaling") or {}).get("enabled"))
 
+    async def autoscale(key: ModelKey, body: Mapping[str, Any]) -> None:
+        """Evaluate the autoscaling metric; a changed total is placed by an immediate reconcile."""
+        try:
+            changed = await autoscale_tick(st.kube, body, st.autoscalers, st.pods_of(key))
+        except Exception as e:  # the next tick tries again; serving continues at the current total
+            log.warning("autoscaling evaluation failed", namespace=key[0], name=key[1], error=str(e))
+            return
+        if changed:
+            requeue(st, *key, delay=0.1)
 
-@kopf.on.event(GROUP, VERSION, "modeldeployments")
-async def modeldeployment_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    meta = event["object"]["metadata"]
-    if event["type"] == "DELETED":
-        state(memo).forget((meta["namespace"], meta["name"]))
-    else:
-        state(memo).seen(event["object"])
+    async def runtime_probe(key: ModelKey, body: Mapping[str, Any]) -> None:
+        """Triton's own view of the model (versions, readiness) where a ready pod is reachable."""
+        try:
+            await probe_runtime(st.kube, body, st.pods_of(key))
+        except Exception as e:  # a probe must never disturb reconciling
+            log.info("runtime probe skipped", namespace=key[0], name=key[1], error=str(e))
+
+    async def resync(key: ModelKey, body: Mapping[str, Any]) -> None:
+        """A slow level-triggered safety net: whatever event was missed, the model is planned again."""
+        requeue(st, *key, delay=0.1)
+
+    return [
+        periodic.Job("autoscale", st.settings.autoscale_interval_seconds, autoscale, wanted=autoscaled),
+        periodic.Job("runtime probe", 30.0, runtime_probe, initial_delay=10.0),
+        periodic.Job("resync", 300.0, resync, initial_delay=300.0),
+    ]
 
 
 def listeners(st: State) -> Listeners:
@@ -278,6 +322,10 @@ def requeue_inventory(st: State, delay: float = 0.3) -> None:
 async def _inventory_later(st: State, delay: float) -> None:
     await asyncio.sleep(delay)
     caches = st.caches
+    if not st.active(""):  # standing by: Region status is the active replica's to write
+        st.inventory_pending = None
+        requeue_inventory(st, delay=5.0)
+        return
     try:
         await caches.wait_synced()  # Regions counted before their nodes are listed would say "no nodes"
         await refresh_regions(

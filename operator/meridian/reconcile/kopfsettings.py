@@ -1,4 +1,4 @@
-"""kopf's own settings: where it keeps bookkeeping, peering for HA, timeouts."""
+"""kopf's own settings: peering for HA, timeouts. It keeps no bookkeeping: it runs only event handlers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import random
 
 import kopf
 
-from meridian import GROUP
 from meridian.config import Settings
 
 
@@ -15,10 +14,6 @@ def configure_kopf(ks: kopf.OperatorSettings, settings: Settings) -> None:
     # kopf logs every watch-event handler call ("Handler 'node_changed' succeeded") at INFO; with node
     # heartbeats that is a line per node every few seconds. Meridian logs its own decisions instead.
     logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
-    # kopf's bookkeeping goes to annotations under our own prefix; status stays ours alone
-    ks.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    ks.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
-    ks.persistence.finalizer = f"{GROUP}/finalizer"
     ks.posting.level = logging.WARNING  # kopf turns warnings into Events; our own Events say the rest
     ks.watching.server_timeout = 300
     ks.networking.request_timeout = 15  # a hung API server must not hold a handler for long

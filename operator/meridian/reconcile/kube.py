@@ -31,8 +31,10 @@ PLURALS: dict[tuple[str, str], str] = {
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     (f"{GROUP}/{VERSION}", "ModelDeployment"): "modeldeployments",
     (f"{GROUP}/{VERSION}", "Region"): "regions",
+    ("kopf.dev/v1", "KopfPeering"): "kopfpeerings",
+    ("kopf.dev/v1", "ClusterKopfPeering"): "clusterkopfpeerings",
 }
-CLUSTER_SCOPED = {"Node", "Namespace", "Region"}
+CLUSTER_SCOPED = {"Node", "Namespace", "Region", "ClusterKopfPeering"}
 USER_AGENT = f"meridian/{__version__}"
 REQUEST_TIMEOUT_SECONDS = 10.0
 
@@ -205,6 +207,18 @@ class Kube:
             path(api_version, kind, namespace, name),
             body=merge,
             content_type="application/merge-patch+json",
+            kind=kind,
+        )
+
+    async def patch_json(
+        self, api_version: str, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> None:
+        """A JSON patch (RFC 6902), whose `test` operations make it apply only to what was read."""
+        await self.request(
+            "PATCH",
+            path(api_version, kind, namespace, name),
+            body=ops,
+            content_type="application/json-patch+json",
             kind=kind,
         )
 
