@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from tests.sync_worlds import deployment, model, nodes_of, pod, region, world
 
+from meridian.placement.failover import hold_seconds
 from meridian.sync import sync
 from meridian.sync.pending import is_capacity
 
@@ -44,7 +45,7 @@ def test_what_no_region_can_fix_is_not_capacity(message: str) -> None:
     assert not is_capacity(message)
 
 
-def pending(name: str, region_name: str, message: str) -> dict[str, Any]:
+def pending(name: str, region_name: str, message: str, since: str = "2001-01-01T00:00:00Z") -> dict[str, Any]:
     p = pod(name, region_name)
     p["status"]["conditions"] = [
         {
@@ -52,7 +53,7 @@ def pending(name: str, region_name: str, message: str) -> dict[str, Any]:
             "status": "False",
             "reason": "Unschedulable",
             "message": message,
-            "lastTransitionTime": "2001-01-01T00:00:00Z",  # long past unschedulableSeconds
+            "lastTransitionTime": since,  # by default long past unschedulableSeconds
         }
     ]
     return p
@@ -85,3 +86,28 @@ def test_a_region_out_of_gpus_still_fails_over() -> None:
     )
     moved = {o["metadata"]["labels"]["serving.meridian.dev/region"] for o in d.applies if o["kind"] == "Deployment"}
     assert "rbx" in moved
+
+
+def test_a_failover_wait_says_when_it_ends_so_the_model_is_looked_at_then() -> None:
+    """Nothing happens when a wait runs out: the pass says when, and the shell comes back at that moment."""
+    failover = {"enabled": True, "unschedulableSeconds": 10}
+    placement = {"residency": ["EU"], "regions": [{"name": "gra"}, {"name": "rbx", "weight": 0}], "failover": failover}
+    md = model(replicas=2, placement=placement)
+    regions = [region("gra", ["EU"]), region("rbx", ["EU"])]
+    message = "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match Pod's node affinity/selector."
+    live = [deployment(md, "gra", 2, ready=0)]
+    # world() runs at 1e9 s = 2001-09-09T01:46:40Z; the pods have waited 3 s and 6 s of their 10
+    waiting = [
+        pending("a", "gra", message, "2001-09-09T01:46:37Z"),
+        pending("b", "gra", message, "2001-09-09T01:46:34Z"),
+    ]
+    d = sync(world(md, regions, nodes_of(gra=1, rbx=1), live, waiting))
+    assert d.wake_in == pytest.approx(4.0), "the older pod's wait ends first"
+    assert not any(o["kind"] == "Deployment" and "rbx" in o["metadata"]["name"] for o in d.applies), "not yet"
+
+    over = sync(world(md, regions, nodes_of(gra=1, rbx=1), live, [pending("a", "gra", message)]))
+    moved = {o["metadata"]["labels"]["serving.meridian.dev/region"] for o in over.applies if o["kind"] == "Deployment"}
+    assert "rbx" in moved, "the wait is over: this pass moves the replica"
+    # gra's room is not counted in GPUs here, so nothing will say it came back: the hold set now
+    # ends (and gra is tried again) after hold_seconds, and the pass says so
+    assert over.wake_in == pytest.approx(hold_seconds(md.spec.placement.failover))

@@ -55,6 +55,11 @@ def unschedulable(failover: Failover, observed: Observed) -> dict[str, Unschedul
     return out
 
 
+def hold_seconds(failover: Failover) -> float:
+    """How long a hold lasts when no capacity is seen coming back: then the region is tried again."""
+    return max(PROBE_AFTER_MIN_SECONDS, PROBE_AFTER_FACTOR * failover.unschedulable_seconds)
+
+
 def holds(
     failover: Failover,
     observed: Observed,
@@ -69,7 +74,7 @@ def holds(
     """
     if not failover.enabled:
         return {}
-    probe_after = max(PROBE_AFTER_MIN_SECONDS, PROBE_AFTER_FACTOR * failover.unschedulable_seconds)
+    probe_after = hold_seconds(failover)
     out: dict[str, Hold] = {}
     for region, hold in sorted(observed.held.items()):
         if region not in capacity:

@@ -141,7 +141,12 @@ async def reconcile_now(st: State, body: Any) -> None:
         st.unsatisfied.discard(key)
     else:
         st.unsatisfied.add(key)
-        # an unschedulable replica's failover hold ends with no event to say so: look again then
+    # a failover wait or hold ends with no event to say so: look again the moment it does, else (an
+    # unsatisfied model) once the longest wait could have passed
+    wake_in = outcome.decision.wake_in if outcome.decision else None
+    if wake_in is not None:
+        requeue(st, *key, delay=wake_in + 0.05)
+    elif not outcome.satisfied:
         failover = ((body.get("spec") or {}).get("placement") or {}).get("failover") or {}
         requeue(st, *key, delay=float(failover.get("unschedulableSeconds", 120)) + 1.0)
     for region, keys in st.by_region.items():
