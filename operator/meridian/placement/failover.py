@@ -60,6 +60,21 @@ def hold_seconds(failover: Failover) -> float:
     return max(PROBE_AFTER_MIN_SECONDS, PROBE_AFTER_FACTOR * failover.unschedulable_seconds)
 
 
+def next_change(failover: Failover, observed: Observed, held: Mapping[str, Hold]) -> float | None:
+    """Seconds until the clock alone changes the plan: a wait in `observed` runs out, or one of the
+    `held` regions is tried again. No event says so, so the caller looks again then."""
+    if not failover.enabled:
+        return None
+    ends = [
+        observed.unschedulable_since[region] + failover.unschedulable_seconds - observed.now
+        for region, count in observed.unschedulable.items()
+        if count and region in observed.unschedulable_since
+    ]
+    ends += [hold.since + hold_seconds(failover) - observed.now for hold in held.values()]
+    left = [t for t in ends if t > 0]
+    return min(left) if left else None
+
+
 def holds(
     failover: Failover,
     observed: Observed,

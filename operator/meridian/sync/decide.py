@@ -14,16 +14,16 @@ from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.placement.claims import node_claims
-from meridian.placement.failover import hold_seconds
+from meridian.placement.failover import next_change
 from meridian.placement.plan import Plan, plan
-from meridian.placement.types import Hold, Problem
+from meridian.placement.types import Problem
 from meridian.render.children import children
 from meridian.render.names import label_value
 from meridian.runtime.validate import spec_problems as runtime_spec_problems
 from meridian.sync.decision import Decision, Eviction, Note, Prune, Record
 from meridian.sync.evictions import evictions, namespace_mismatch, region_of_child, untrusted_regions
 from meridian.sync.insync import in_sync
-from meridian.sync.observe import Observation, observe
+from meridian.sync.observe import observe
 from meridian.sync.pending import pending_problems
 from meridian.sync.residency import Proof, prove, required_tags
 from meridian.sync.stall import newly_stalled, pod_problems
@@ -77,10 +77,11 @@ def sync(world: World) -> Decision:
     mismatch = namespace_mismatch(md, ns_tag)
     if mismatch:
         problems.append(Problem("NamespaceResidency", mismatch))
+    observed = obs.for_planner(world.now, world.held)
     if md.spec.paused:
         p = Plan(md.spec.replicas)
     else:
-        p = plan(md.spec, regions, obs.for_planner(world.now, world.held), desired_total(md), untrusted)
+        p = plan(md.spec, regions, observed, desired_total(md), untrusted)
         problems += [*p.problems, *runtime_spec_problems(md)]
     applies: list[dict[str, Any]] = []
     prunes: list[Prune] = []
@@ -123,6 +124,7 @@ def sync(world: World) -> Decision:
     )
     status["residency"] = _residency_status(md, proof, world.now)
     satisfied = all(c["status"] == "True" for c in status["conditions"] if c["type"] in ("Ready", "PlacementSatisfied"))
+    held = None if p.stalled or md.spec.paused else p.held
     return Decision(
         evictions=tuple(evicted),
         applies=tuple(applies),
@@ -131,27 +133,11 @@ def sync(world: World) -> Decision:
         notes=tuple(notes),
         records=tuple(records),
         problems=tuple(stalled),
-        held=None if p.stalled or md.spec.paused else p.held,
+        held=held,
         regions=frozenset({t.region for t in p.targets} | set(obs.regions)),
         satisfied=satisfied and not problems,
-        wake_in=_wake_in(md, obs, None if p.stalled or md.spec.paused else p.held, world.now),
+        wake_in=next_change(md.spec.placement.failover, observed, held or {}),
     )
-
-
-def _wake_in(md: ModelDeployment, obs: Observation, held: Mapping[str, Hold] | None, now: float) -> float | None:
-    """When the clock alone next changes the plan: a failover wait runs out, or a hold ends and its
-    region is tried again. No event says so, so the shell looks again then."""
-    failover = md.spec.placement.failover
-    if not failover.enabled:
-        return None
-    ends = [
-        r.unschedulable_since + failover.unschedulable_seconds - now
-        for r in obs.regions.values()
-        if r.unschedulable and r.unschedulable_since is not None
-    ]
-    ends += [h.since + hold_seconds(failover) - now for h in (held or {}).values()]
-    left = [t for t in ends if t > 0]
-    return min(left) if left else None
 
 
 def _refuse_namespace(md: ModelDeployment, world: World) -> Decision:

@@ -59,5 +59,5 @@ class Decision:
     held: Mapping[str, Hold] | None = None  # failover memory for the next pass; None keeps the old
     regions: frozenset[str] = frozenset()  # regions planned or running: their changes requeue the model
     satisfied: bool = True  # Ready and PlacementSatisfied
-    # seconds until the clock alone changes the plan (a failover wait ends); None: only an event can
+    # seconds until the clock alone changes the plan (a failover wait or hold ends); None: only an event can
     wake_in: float | None = None
