@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -49,7 +50,7 @@ from meridian.sim import fleet as fleetmod
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the operator launcher is shared with the test fixtures
-from tests.fixtures_operator import start_operator, stop_operator  # noqa: E402
+from tests.fixtures_operator import OperatorProcess, start_operator, stop_operator  # noqa: E402
 
 STEADY_SECONDS = 60.0
 
@@ -82,6 +83,26 @@ def spec(i: int, where: list[Region]) -> dict[str, Any]:
         "replicas": 1,
         "placement": {"residency": [region.spec.jurisdictions[0]], "regions": [{"name": region.name}]},
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each process spends between start() and stop(): where a phase's time goes on a
+    machine whose cores every component shares."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids, self.before = pids, {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {name: round(cpu_seconds(pid) - self.before[name], 1) for name, pid in self.pids.items()}
 
 
 def rss_mib(pid: int) -> float:
@@ -132,21 +153,74 @@ def delete_and_wait(core: client.CoreV1Api, name: str) -> float:
     raise SystemExit(f"namespace {name} still there after 900 s")
 
 
-def pods_ready(core: client.CoreV1Api, ns: str) -> int:
-    """The finish line, the same for both phases: Ready pods in the namespace, not terminating."""
-    n = 0
-    for pod in core.list_namespaced_pod(ns, label_selector="app.kubernetes.io/managed-by=meridian").items:
-        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-        n += ready and pod.metadata.deletion_timestamp is None
-    return n
-
-
-def wait_ready(core: client.CoreV1Api, ns: str, n: int, start: float, timeout: float = 1800) -> float:
+def wait_quiet(op: OperatorProcess, quiet: float = 10.0, timeout: float = 600.0) -> float:
+    """Seconds until the operator has written nothing for `quiet` seconds (its own write counter)."""
+    start = time.monotonic()
+    last, since = op.writes(), time.monotonic()
     while time.monotonic() - start < timeout:
-        if pods_ready(core, ns) >= n:
-            return time.monotonic() - start
         time.sleep(1)
-    raise SystemExit(f"{pods_ready(core, ns)}/{n} pods Ready in {ns} after {timeout:.0f} s")
+        now = op.writes()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return since - start
+    raise SystemExit(f"the operator still writes {timeout:.0f} s after every pod was Ready")
+
+
+class ReadyPods(threading.Thread):
+    """The finish line, the same for both phases: Ready, non-terminating pods in the namespace,
+    counted from a watch (raw JSON), so that waiting for it adds no load of its own."""
+
+    SELECTOR = "app.kubernetes.io/managed-by=meridian"
+
+    def __init__(self, core: client.CoreV1Api, ns: str) -> None:
+        super().__init__(daemon=True)
+        self.core, self.ns, self.ready, self.done = core, ns, set[str](), threading.Event()
+
+    def _see(self, pod: dict[str, Any]) -> None:
+        name = pod["metadata"]["name"]
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        ok = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        if ok and not pod["metadata"].get("deletionTimestamp"):
+            self.ready.add(name)
+        else:
+            self.ready.discard(name)
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            listed = json.loads(
+                self.core.list_namespaced_pod(self.ns, label_selector=self.SELECTOR, _preload_content=False).data
+            )
+            self.ready = set()
+            for pod in listed["items"]:
+                self._see(pod)
+            stream = self.core.list_namespaced_pod(
+                self.ns,
+                label_selector=self.SELECTOR,
+                watch=True,
+                resource_version=listed["metadata"]["resourceVersion"],
+                timeout_seconds=60,
+                _preload_content=False,
+            )
+            for line in stream:
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    break
+                if event["type"] == "DELETED":
+                    self.ready.discard(event["object"]["metadata"]["name"])
+                else:
+                    self._see(event["object"])
+                if self.done.is_set():
+                    break
+
+    def wait(self, n: int, start: float, timeout: float = 1800) -> float:
+        """Seconds from `start` until n pods are Ready."""
+        while time.monotonic() - start < timeout:
+            if len(self.ready) >= n:
+                self.done.set()
+                return time.monotonic() - start
+            time.sleep(0.1)
+        raise SystemExit(f"{len(self.ready)}/{n} pods Ready in {self.ns} after {timeout:.0f} s")
 
 
 async def apply_floor(
@@ -180,20 +254,38 @@ async def apply_floor(
 
 
 def floor_phase(
-    api: client.ApiClient, kubeconfig: Path, ns: str, n: int, regions: list[Region], where: list[Region]
-) -> float:
+    api: client.ApiClient,
+    kubeconfig: Path,
+    ns: str,
+    n: int,
+    regions: list[Region],
+    where: list[Region],
+    pids: dict[str, int],
+) -> dict[str, Any]:
     core = client.CoreV1Api(api)
     fresh_namespace(core, ns)
     owner = core.create_namespaced_config_map(ns, {"metadata": {"name": "owner"}})
+    ready = ReadyPods(core, ns)
+    ready.start()
+    meter = CpuMeter({**pids, "bench": os.getpid()})
     start = time.monotonic()
     asyncio.run(
         apply_floor(kubeconfig, ns, n, regions, where, Settings().max_concurrent_reconciles, str(owner.metadata.uid))
     )
-    return wait_ready(core, ns, n, start)
+    applied = time.monotonic() - start
+    seconds = ready.wait(n, start)
+    return {"seconds": seconds, "applied_seconds": round(applied, 1), "cpu_seconds": meter.stop()}
 
 
 def meridian_phase(
-    api: client.ApiClient, kubeconfig: Path, ns: str, n: int, where: list[Region], log: Path, audit_log: Path
+    api: client.ApiClient,
+    kubeconfig: Path,
+    ns: str,
+    n: int,
+    where: list[Region],
+    log: Path,
+    audit_log: Path,
+    pids: dict[str, int],
 ) -> dict[str, Any]:
     core, co = client.CoreV1Api(api), client.CustomObjectsApi(api)
     fresh_namespace(core, ns)
@@ -207,6 +299,9 @@ def meridian_phase(
             time.sleep(0.2)
         idle = rss_mib(op.proc.pid)
         sampler.start()
+        ready = ReadyPods(core, ns)
+        ready.start()
+        meter = CpuMeter({**pids, "bench": os.getpid(), "operator": op.proc.pid})
         wall0, start = time.time(), time.monotonic()
         for i in range(n):
             body = {
@@ -217,10 +312,12 @@ def meridian_phase(
             co.create_namespaced_custom_object(
                 "serving.meridian.dev", "v1alpha1", ns, "modeldeployments", {**body, "spec": spec(i, where)}
             )
-        seconds = wait_ready(core, ns, n, start)
+        created = time.monotonic() - start
+        seconds = ready.wait(n, start)
+        cpu = meter.stop()
         wall1 = time.time()
         peak = sampler.peak
-        time.sleep(10)  # the last status writes land before the steady window opens
+        settled = wait_quiet(op)  # the last status writes land before the steady window opens
         steady0 = time.time()
         time.sleep(STEADY_SECONDS)
         steady1 = time.time()
@@ -230,6 +327,9 @@ def meridian_phase(
         steady = audit.read(audit_log, steady0, steady1)
         return {
             "seconds": seconds,
+            "created_seconds": round(created, 1),
+            "quiet_after_ready_seconds": round(settled, 1),
+            "cpu_seconds": cpu,
             "rss_idle_mib": round(idle, 1),
             "rss_peak_mib": round(max(peak, at_rest), 1),
             "rss_at_rest_mib": round(at_rest, 1),
@@ -254,32 +354,45 @@ def main() -> None:
         cp = controlplane.ControlPlane(Path(tmp), binaries.locate(), die_with_parent=True)
         kubeconfig = cp.start()
         try:
-            run(args, fleet, kubeconfig, Path(tmp), cp.audit_log)
+            pids = {rec.name: rec.pid for rec in cp.processes}
+            run(args, fleet, kubeconfig, Path(tmp), cp.audit_log, pids)
         finally:
             cp.stop()
 
 
-def run(args: argparse.Namespace, fleet: fleetmod.Fleet, kubeconfig: Path, tmp: Path, audit_log: Path) -> None:
+def run(
+    args: argparse.Namespace,
+    fleet: fleetmod.Fleet,
+    kubeconfig: Path,
+    tmp: Path,
+    audit_log: Path,
+    pids: dict[str, int],
+) -> None:
     api = cluster.api_client(kubeconfig)
     cluster.apply_fleet(api, fleet, REPO / "crds")
     regions = sorted((Region.model_validate(r) for r in fleetmod.region_manifests(fleet)), key=lambda r: r.name)
     where = assign(fleet, regions, args.n)
     core = client.CoreV1Api(api)
-    floors: list[float] = []
+    floors: list[dict[str, Any]] = []
     operators: list[dict[str, Any]] = []
     for rep in range(args.reps):
         order = ["floor", "meridian"] if rep % 2 == 0 else ["meridian", "floor"]
         for phase in order:
             ns = f"bench-{phase}-{rep}"
             if phase == "floor":
-                floors.append(floor_phase(api, kubeconfig, ns, args.n, regions, where))
-                emit(rep=rep, phase="floor", n=args.n, seconds=round(floors[-1], 1))
+                floors.append(floor_phase(api, kubeconfig, ns, args.n, regions, where, pids))
+                emit(rep=rep, phase="floor", n=args.n, **{**floors[-1], "seconds": round(floors[-1]["seconds"], 1)})
             else:
-                result = meridian_phase(api, kubeconfig, ns, args.n, where, tmp / f"operator-{rep}.log", audit_log)
+                result = meridian_phase(
+                    api, kubeconfig, ns, args.n, where, tmp / f"operator-{rep}.log", audit_log, pids
+                )
                 operators.append(result)
                 emit(rep=rep, phase="meridian", n=args.n, **{**result, "seconds": round(result["seconds"], 1)})
             emit(rep=rep, phase=phase, deleted_seconds=round(delete_and_wait(core, ns), 1))
-    floor, meridian = statistics.median(floors), statistics.median(o["seconds"] for o in operators)
+    floor, meridian = (
+        statistics.median(f["seconds"] for f in floors),
+        statistics.median(o["seconds"] for o in operators),
+    )
     emit(
         summary=True,
         n=args.n,

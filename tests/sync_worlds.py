@@ -8,6 +8,7 @@ from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.api.region import Region
+from meridian.placement.claims import node_claims
 from meridian.render.labels import MD_LABEL, REGION_LABEL
 from meridian.render.names import regional_name
 from meridian.sync import World
@@ -77,7 +78,15 @@ def world(
     **kw: Any,
 ) -> World:
     owned = {("Deployment", d["metadata"]["name"]): d for d in deployments}
-    return World(model=md, regions=tuple(regions), owned=owned, pods=tuple(pods), nodes=nodes, now=1e9, **kw)
+    return World(
+        model=md,
+        regions=tuple(regions),
+        owned=owned,
+        pods=tuple(pods),
+        claims=node_claims(regions, nodes.items()),
+        now=1e9,
+        **kw,
+    )
 
 
 def nodes_of(**regions: int) -> dict[str, dict[str, str]]:

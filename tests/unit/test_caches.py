@@ -137,3 +137,32 @@ def test_namespace_patterns_mean_what_they_mean_to_kopf(pattern: str, inside: li
 
 def test_named_namespaces_are_watched_each_on_its_own() -> None:
     assert watch_plan(["a", "b"])[0] == ("a", "b") and watch_plan([])[0] == ("",)
+
+
+def test_claims_follow_a_relabelled_node_a_new_selector_and_a_node_gone() -> None:
+    """The Region each node belongs to is kept between reconciles; it must not outlive a change."""
+    caches = Caches(NO_KUBE)
+
+    def region(name: str, selector: dict[str, str] | None = None) -> dict[str, Any]:
+        return {
+            "apiVersion": "serving.meridian.dev/v1alpha1",
+            "kind": "Region",
+            "metadata": {"name": name},
+            "spec": {"country": "FR", "jurisdictions": ["EU"], **({"nodeSelector": selector} if selector else {})},
+        }
+
+    def node(name: str, region: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "labels": {"node-restriction.kubernetes.io/region": region}}}
+
+    caches.regions._replace("", [region("gra"), region("rbx")])
+    caches.nodes._replace("", [node("n1", "gra"), node("n2", "rbx")])
+    assert caches.claims().region_of("n1") == "gra"
+
+    caches.nodes._replace("", [node("n1", "rbx"), node("n2", "rbx")])  # n1 relabelled
+    assert caches.claims().region_of("n1") == "rbx"
+
+    caches.regions._replace("", [region("gra", {"node-restriction.kubernetes.io/region": "rbx"}), region("rbx")])
+    assert caches.claims().owners("n2") == ("gra", "rbx"), "a selector pointed at rbx's nodes contests them"
+
+    caches.nodes._replace("", [node("n2", "rbx")])  # n1 gone
+    assert caches.claims().owners("n1") == ()

@@ -8,6 +8,7 @@ import pytest
 from tests.sync_worlds import deployment, model, nodes_of, pod, region, world
 
 from meridian.config import Settings
+from meridian.placement.claims import node_claims
 from meridian.render.names import model_service_name, regional_name
 from meridian.sync import ApplyFailure, sync
 
@@ -44,7 +45,9 @@ def test_compliance_is_proven_from_pod_nodes_not_from_the_plan() -> None:
         {"name": "gra", "pods": 1, "jurisdictions": ["EU", "FR"]}
     ]
     # the same pod, its node now selected by no Region: a violation naming pod and node
-    moved = replace(w, nodes={"gra-0": {"node-restriction.kubernetes.io/region": "elsewhere"}})
+    moved = replace(
+        w, claims=node_claims([GRA], {"gra-0": {"node-restriction.kubernetes.io/region": "elsewhere"}}.items())
+    )
     d = sync(moved)
     assert cond(d.status, "ResidencyCompliant")["status"] == "False"
     assert [(e.kind, e.name) for e in d.evictions] == [("Pod", "p1")]

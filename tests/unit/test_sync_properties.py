@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,8 +34,15 @@ PROPERTY = settings(
 )
 
 
+class Drawn(NamedTuple):
+    """A World and the node labels it was made from, for computing "qualifies" independently."""
+
+    world: World
+    nodes: Mapping[str, Mapping[str, str]]
+
+
 @st.composite
-def worlds(draw: st.DrawFn) -> World:
+def worlds(draw: st.DrawFn) -> Drawn:
     names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=5, unique=True))
     regions = []
     for n in names:
@@ -61,16 +68,16 @@ def worlds(draw: st.DrawFn) -> World:
         node = draw(st.sampled_from(["", *sorted(nodes), *sorted(nodes)]))
         pods.append(pod(f"p{i}", draw(st.sampled_from(NAMES)), node))
     tag = draw(st.sampled_from(["", "", *TAGS]))
-    return world(md, regions, nodes, deployments, pods, namespace_residency=tag)
+    return Drawn(world(md, regions, nodes, deployments, pods, namespace_residency=tag), nodes)
 
 
 def owners(regions: Sequence[Region], labels: Mapping[str, str]) -> list[Region]:
     return [r for r in regions if all(labels.get(k) == v for k, v in r.node_selector.items())]
 
 
-def contested(w: World) -> set[str]:
+def contested(w: World, nodes: Mapping[str, Mapping[str, str]]) -> set[str]:
     out: set[str] = set()
-    for labels in w.nodes.values():
+    for labels in nodes.values():
         found = owners(w.regions, labels)
         if len(found) > 1:
             out |= {r.name for r in found}
@@ -81,7 +88,7 @@ def required(w: World) -> set[str]:
     return set(w.model.spec.placement.residency) | ({w.namespace_residency} if w.namespace_residency else set())
 
 
-def qualifies(w: World, name: str) -> bool:
+def qualifies(w: World, nodes: Mapping[str, Mapping[str, str]], name: str) -> bool:
     p = w.model.spec.placement
     if w.namespace_residency and w.namespace_residency not in p.residency:
         return False
@@ -91,7 +98,7 @@ def qualifies(w: World, name: str) -> bool:
     allowed = {x.name for x in p.regions}
     return (
         required(w) <= set(r.spec.jurisdictions)
-        and name not in contested(w)
+        and name not in contested(w, nodes)
         and name not in p.exclude_regions
         and (not allowed or name in allowed)
     )
@@ -103,27 +110,30 @@ def region_of(obj: Mapping[str, Any]) -> str:
 
 @PROPERTY
 @given(worlds())
-def test_no_decision_gives_replicas_to_a_region_that_does_not_qualify(w: World) -> None:
+def test_no_decision_gives_replicas_to_a_region_that_does_not_qualify(case: Drawn) -> None:
+    w, nodes = case
     d = sync(w)
     for obj in d.applies:
         if obj["kind"] == "Deployment" and obj["spec"]["replicas"] > 0:
-            assert qualifies(w, region_of(obj)), (region_of(obj), obj["spec"]["replicas"])
+            assert qualifies(w, nodes, region_of(obj)), (region_of(obj), obj["spec"]["replicas"])
 
 
 @PROPERTY
 @given(worlds())
-def test_every_live_deployment_in_a_region_that_does_not_qualify_is_evicted_now(w: World) -> None:
+def test_every_live_deployment_in_a_region_that_does_not_qualify_is_evicted_now(case: Drawn) -> None:
+    w, nodes = case
     d = sync(w)
     evicted = {e.name for e in d.evictions if e.kind == "Deployment"}
     for (kind, name), obj in w.owned.items():
-        if kind == "Deployment" and not qualifies(w, region_of(obj)):
+        if kind == "Deployment" and not qualifies(w, nodes, region_of(obj)):
             assert name in evicted, region_of(obj)
     assert not {o["metadata"]["name"] for o in d.applies} & evicted  # never re-applied in the same pass
 
 
 @PROPERTY
 @given(worlds())
-def test_residency_compliant_only_when_every_bound_pod_is_on_a_qualifying_regions_node(w: World) -> None:
+def test_residency_compliant_only_when_every_bound_pod_is_on_a_qualifying_regions_node(case: Drawn) -> None:
+    w, nodes = case
     d = sync(w)
     status = d.status if d.status is not None else w.model.status.wire()
     compliant = next(c for c in status["conditions"] if c["type"] == "ResidencyCompliant")["status"] == "True"
@@ -133,7 +143,7 @@ def test_residency_compliant_only_when_every_bound_pod_is_on_a_qualifying_region
         node = p["spec"].get("nodeName")
         if not node or not need:
             continue
-        found = owners(w.regions, w.nodes.get(node, {}))
+        found = owners(w.regions, nodes.get(node, {}))
         ok &= len(found) == 1 and need <= set(found[0].spec.jurisdictions)
     assert compliant == ok
     if not ok:  # and every violating pod is deleted in the same Decision

@@ -93,11 +93,13 @@ class NodeClaims:
 
 
 def node_claims(regions: Sequence[Region], nodes: Iterable[tuple[str, Mapping[str, str]]]) -> NodeClaims:
-    """Which Regions select each node; `nodes` are (name, labels) pairs."""
+    """Which Regions select each node; `nodes` are (name, labels) pairs. Every reconcile reads this
+    map, so each selector is taken once and matched as a subset of the node's labels."""
+    selectors = [(r.name, r.node_selector.items()) for r in sorted(regions, key=lambda r: r.name)]
     out: dict[str, tuple[str, ...]] = {}
-    ordered = sorted(regions, key=lambda r: r.name)
     for name, labels in nodes:
-        owners = tuple(r.name for r in ordered if selects(r.node_selector, labels))
+        have = labels.items()
+        owners = tuple(region for region, wanted in selectors if wanted and wanted <= have)
         if owners:
             out[name] = owners
     return NodeClaims(out)

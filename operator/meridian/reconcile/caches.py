@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from meridian import API_VERSION
 from meridian.api.region import Region
+from meridian.placement.claims import NodeClaims, node_claims
 from meridian.reconcile import projections
 from meridian.reconcile.informer import CacheUnavailable, Change, Informer, Key
 from meridian.reconcile.kube import Kube
@@ -106,6 +107,8 @@ class Caches:
         heard = self.listeners
         self.requested: dict[str, int] = {}  # node → GPUs held by scheduled, unfinished pods
         self.labels: dict[str, Mapping[str, str]] = {}  # node → its labels
+        self.labels_version = 0  # bumped whenever a node's labels change, or a node comes or goes
+        self._claims: tuple[tuple[Any, ...], NodeClaims] | None = None
         self.regions: Informer[Region] = Informer(kube, API_VERSION, "Region", project=_region, on_change=heard.region)
         self.nodes: Informer[dict[str, Any]] = Informer(
             kube, "v1", "Node", project=projections.node, on_change=self._node_changed
@@ -191,6 +194,14 @@ class Caches:
     def region_list(self) -> tuple[Region, ...]:
         return tuple(sorted(self.regions.values(), key=lambda r: r.name))
 
+    def claims(self) -> NodeClaims:
+        """Which Regions select each node. Every reconcile reads it and it changes only with a
+        selector or a node's labels, so it is kept until one of those does."""
+        key = (self.labels_version, tuple((r.name, tuple(sorted(r.node_selector.items()))) for r in self.region_list()))
+        if self._claims is None or self._claims[0] != key:
+            self._claims = (key, node_claims(self.region_list(), self.labels.items()))
+        return self._claims[1]
+
     def namespace_residency(self, namespace: str) -> str:
         return self.namespaces.get("", namespace) or ""
 
@@ -224,10 +235,13 @@ class Caches:
             self.listeners.pod(key, old, new)
 
     def _node_changed(self, key: Key, old: Any, new: Any) -> None:
-        if new is None:
+        labels = new["metadata"]["labels"] if new is not None else None
+        if labels != self.labels.get(key[1]):
+            self.labels_version += 1
+        if labels is None:
             self.labels.pop(key[1], None)
         else:
-            self.labels[key[1]] = new["metadata"]["labels"]
+            self.labels[key[1]] = labels
         if self.listeners.node is not None:
             self.listeners.node(key, old, new)
         if self.listeners.capacity is not None:

@@ -60,7 +60,7 @@ def gather(caches: Caches, md: ModelDeployment, settings: Settings, held: Mappin
         regions=caches.region_list(),
         owned=caches.owned(ns, md.metadata.uid),
         pods=tuple(p for p in pods if controller_ref(p).get("kind") == "ReplicaSet"),
-        nodes=caches.labels,
+        claims=caches.claims(),
         namespace_residency=caches.namespace_residency(ns),
         held=dict(held or {}),
         now=time.time(),

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
-from meridian.placement.claims import node_claims
 from meridian.placement.failover import next_change
 from meridian.placement.plan import Plan, plan
 from meridian.placement.types import Problem
@@ -60,7 +59,7 @@ def sync(world: World) -> Decision:
     if md.metadata.namespace in protected:
         return _refuse_namespace(md, world)
     regions = world.regions
-    claims = node_claims(regions, world.nodes.items())
+    claims = world.claims
     untrusted = untrusted_regions(claims.conflicts())
     ns_tag = world.namespace_residency
     required = required_tags(md.spec.placement.residency, ns_tag)

@@ -9,6 +9,7 @@ from typing import Any
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.api.region import Region
 from meridian.config import Settings
+from meridian.placement.claims import NodeClaims
 from meridian.placement.types import Hold
 
 ChildKey = tuple[str, str]  # (kind, name)
@@ -34,8 +35,9 @@ class World:
 
     `owned` are the children whose controller ownerReference is this model; `foreign` names objects
     this model would create that exist already under another controller (or none), with who that
-    is, so that a name is never taken over. `nodes` maps every node to its labels; `namespace_residency` is the
-    namespace's `serving.meridian.dev/residency` label ("" when unlabelled).
+    is, so that a name is never taken over. `claims` says which Regions select each node (from the
+    Regions' selectors and the nodes' labels); `namespace_residency` is the namespace's
+    `serving.meridian.dev/residency` label ("" when unlabelled).
     """
 
     model: ModelDeployment
@@ -43,7 +45,7 @@ class World:
     owned: Mapping[ChildKey, Mapping[str, Any]] = field(default_factory=dict)
     foreign: Mapping[ChildKey, str] = field(default_factory=dict)
     pods: tuple[Mapping[str, Any], ...] = ()
-    nodes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    claims: NodeClaims = field(default_factory=NodeClaims)
     namespace_residency: str = ""
     held: Mapping[str, Hold] = field(default_factory=dict)
     now: float = 0.0
