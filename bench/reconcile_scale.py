@@ -11,13 +11,16 @@ the same regions and nothing is unschedulable.
             many workers as the operator runs reconciles at once;
   meridian: N ModelDeployments created, `meridian run` (a separate process, started and synced
             before the clock starts) doing the rest.
-Both phases end at the same line: N pods Ready in the namespace, counted the same way. Each phase
-gets a fresh namespace, and starts only after the previous one is deleted and gone. The order
-alternates over the repetitions; medians are printed.
+Both phases end at the same line: N pods Ready in the namespace, counted the same way, from a watch
+(polling a list of N pods every second would load the API server more the longer a phase takes).
+Each phase gets a fresh namespace, and starts only after the previous one is deleted and gone. The
+order alternates over the repetitions; medians are printed.
 
+Every phase reports the CPU seconds each process spent in it (the control plane's components, the
+bench, the operator): on a machine whose cores they all share, that is where the time goes.
 Meridian's phase also reports, from the API server's audit log, its requests per model during
-convergence and per minute in the steady state that follows, and its resident memory: peak
-during convergence and at rest with N models.
+convergence and per minute in the steady state that follows (opened once the operator has written
+nothing for 10 s), and its resident memory: peak during convergence and at rest with N models.
 Prints JSON lines.
 """
 
@@ -398,6 +401,9 @@ def run(
         n=args.n,
         reps=args.reps,
         floor_median_seconds=round(floor, 1),
+        floor_cpu_seconds_median=statistics.median(sum(f["cpu_seconds"].values()) for f in floors),
+        meridian_cpu_seconds_median=statistics.median(sum(o["cpu_seconds"].values()) for o in operators),
+        operator_cpu_seconds_median=statistics.median(o["cpu_seconds"]["operator"] for o in operators),
         meridian_median_seconds=round(meridian, 1),
         ratio_meridian_vs_floor=round(meridian / floor, 2),
         rss_peak_mib_median=statistics.median(o["rss_peak_mib"] for o in operators),

@@ -10,7 +10,7 @@ import pytest
 
 from meridian.api.region import Region
 from meridian.reconcile.kube import Kube
-from meridian.reconcile.regions import RegionMemory, refresh_regions
+from meridian.reconcile.regions import COUNTS_EVERY, RegionMemory, refresh_regions
 
 pytestmark = pytest.mark.unit
 
@@ -24,10 +24,12 @@ class FakeKube:
         self.events: list[dict[str, Any]] = []
         self.status_writes = 0
 
-    async def refresh(self, memory: RegionMemory) -> int:
-        """One refresh over a cache that holds the Regions as they are now."""
+    async def refresh(self, memory: RegionMemory, requested: dict[str, int] | None = None, clock: float = 0.0) -> int:
+        """One refresh over a cache that holds the Regions as they are now; how many it wrote."""
         regions = [Region.model_validate(copy.deepcopy(r)) for r in self.regions.values()]
-        return await refresh_regions(cast(Kube, self), regions, self.nodes, {}, memory)
+        return (
+            await refresh_regions(cast(Kube, self), regions, self.nodes, requested or {}, memory, clock=clock)
+        ).written
 
     async def apply_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         self.status_writes += 1
@@ -80,7 +82,7 @@ async def test_a_shared_node_warns_both_regions_once() -> None:
 
     # nothing changed: nothing written, nothing posted again, even if the cache still holds the
     # Regions as they were before our write
-    assert await refresh_regions(cast(Kube, kube), stale, kube.nodes, {}, memory) == 0
+    assert (await refresh_regions(cast(Kube, kube), stale, kube.nodes, {}, memory)).written == 0
     assert await kube.refresh(memory) == 0
     assert len(kube.events) == 3
 
@@ -110,3 +112,30 @@ async def test_a_lost_event_does_not_stop_the_status_write() -> None:
         "False",
         "KubeletSettableLabels",
     )
+
+
+async def test_gpus_taken_are_planned_at_once_and_written_at_most_every_counts_every_seconds() -> None:
+    """A fleet converging places a pod every few seconds in each Region: the planner must see each
+    one at once, while the Region's status is written for it at most every COUNTS_EVERY seconds;
+    a node lost is written at once."""
+    gpu = {"capacity": {"nvidia.com/gpu": "8"}, "allocatable": {"nvidia.com/gpu": "8"}}
+    label = "node-restriction.kubernetes.io/region"
+    nodes = [{**node(f"n{i}", **{label: "gra"}), "status": {**node("x")["status"], **gpu}} for i in range(2)]
+    kube = FakeKube({"gra": region("gra")}, nodes)
+    memory = RegionMemory()
+    regions = [Region.model_validate(r) for r in kube.regions.values()]
+
+    assert await kube.refresh(memory, clock=100.0) == 1
+    assert kube.regions["gra"]["status"]["freeGpus"] == 16
+
+    refresh = await refresh_regions(cast(Kube, kube), regions, nodes, {"n0": 1}, memory, clock=101.0)
+    assert refresh.written == 0 and refresh.due_in == pytest.approx(COUNTS_EVERY - 1.0)
+    assert memory.planning(regions)[0].status.free_gpus == 15, "the planner sees the GPU taken at once"
+    assert kube.regions["gra"]["status"]["freeGpus"] == 16
+
+    assert await kube.refresh(memory, {"n0": 2}, clock=100.0 + COUNTS_EVERY) == 1
+    assert kube.regions["gra"]["status"]["freeGpus"] == 14
+
+    kube.nodes = nodes[:1]  # a node gone is news: written at once, however recent the last write
+    assert await kube.refresh(memory, {"n0": 2}, clock=101.0 + COUNTS_EVERY) == 1
+    assert (kube.regions["gra"]["status"]["nodes"], kube.regions["gra"]["status"]["freeGpus"]) == (1, 6)

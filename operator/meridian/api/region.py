@@ -69,13 +69,18 @@ class GpuPool(ApiModel):
 
 
 class RegionObservedStatus(ApiModel):
-    """Capacity observed from the region's nodes."""
+    """Capacity observed from the region's nodes. A change of nodes, GPUs or conditions is written at
+    once; GPUs merely taken or freed by pods at most every 15 seconds (the operator plans with what
+    it observes, not with this copy)."""
 
     nodes: int = Field(default=0, description="Nodes matching the nodeSelector.")
     ready_nodes: int = Field(default=0, description="Of those, Ready and schedulable.")
     gpus: list[GpuPool] = Field(default_factory=list, description="GPU capacity per product.")
     total_gpus: int = Field(default=0, description="Allocatable GPUs of every product.")
-    free_gpus: int = Field(default=0, description="Allocatable GPUs not requested by any pod.")
+    free_gpus: int = Field(
+        default=0,
+        description=("Allocatable GPUs not requested by any pod; while pods come and go, up to 15 seconds old."),
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description=(

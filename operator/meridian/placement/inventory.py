@@ -130,8 +130,12 @@ def region_status(
     requested: Mapping[str, int],
     claims: NodeClaims | None = None,
 ) -> RegionObservedStatus:
-    """Capacity and conditions of one Region; `claims` (from claims_of, over every Region) finds shared nodes."""
-    mine = [n for n in nodes if matches(n, region.node_selector)]
+    """Capacity and conditions of one Region; `claims` (from claims_of, over every Region) finds shared
+    nodes, and the Region's own nodes by name rather than by matching its selector again."""
+    if claims is not None:
+        mine = [n for n in nodes if region.name in claims.owners(n["metadata"]["name"])]
+    else:
+        mine = [n for n in nodes if matches(n, region.node_selector)]
     pools: dict[str, GpuPool] = {}
     ready = 0
     for node in mine:

@@ -125,15 +125,15 @@ class Caches:
             index_by=projections.model_of_pod,
             on_change=self._pod_changed,
         )
-        self.children: dict[str, Informer[dict[str, Any]]] = {
+        self.children: dict[str, Informer[projections.Packed]] = {
             kind: Informer(
                 kube,
                 api_version,
                 kind,
                 namespaces=namespaces,
                 label_selector=MANAGED_SELECTOR,
-                project=_only(watched, projections.owned),
-                index_by=projections.controller_uid,
+                project=_only(watched, projections.packed),
+                index_by=lambda child: child.controller[2] or None,
                 on_change=heard.child,
             )
             for api_version, kind in CHILD_KINDS
@@ -182,9 +182,9 @@ class Caches:
         """Children whose controller is the object with this uid, by (kind, name)."""
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for kind, informer in self.children.items():
-            for (ns, name), obj in informer.by(uid).items():
+            for (ns, name), child in informer.by(uid).items():
                 if ns == namespace:
-                    out[(kind, name)] = obj
+                    out[(kind, name)] = child.obj
         return out
 
     def pods_of(self, namespace: str, label: str) -> list[dict[str, Any]]:

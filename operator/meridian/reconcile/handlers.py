@@ -10,6 +10,7 @@ the models a change can affect. Requeues coalesce, and reconciles run a bounded 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from meridian import GROUP, VERSION
-from meridian.api.region import Region
+from meridian.api.region import Region, RegionObservedStatus
 from meridian.config import Settings
 from meridian.log import get as get_logger
 from meridian.placement.plan import Hold
@@ -30,7 +31,7 @@ from meridian.reconcile.informer import CacheUnavailable, Key
 from meridian.reconcile.kopfsettings import configure_kopf
 from meridian.reconcile.kube import Kube, retry_after
 from meridian.reconcile.metrics import RECONCILE_SECONDS, RECONCILES
-from meridian.reconcile.projections import controller_ref, model_of_pod
+from meridian.reconcile.projections import Packed, model_of_pod
 from meridian.reconcile.reconciler import reconcile
 from meridian.reconcile.regions import RegionMemory, refresh_regions
 from meridian.reconcile.runtime_probe import probe_runtime
@@ -54,8 +55,11 @@ class State:
         self.by_label: dict[tuple[str, str], ModelKey] = {}  # (namespace, model-deployment label) → model
         self.reconciled: dict[ModelKey, tuple[Any, ...]] = {}  # what of each model its last reconcile saw
         self.jobs: list[asyncio.Task[None]] = []
-        self.inventory_pending: asyncio.Task[None] | None = None
+        self.inventory_task: asyncio.Task[None] | None = None  # refreshes Region capacity when due
+        self.inventory_due: float | None = None  # loop time of the next refresh
+        self.inventory_wake = asyncio.Event()  # an earlier refresh was asked for
         self.region_memory = RegionMemory()
+        self.respecified: set[str] = set()  # Regions whose spec changed since the last capacity refresh
         self.unsatisfied: set[ModelKey] = set()
         self.by_region: dict[str, set[ModelKey]] = {}
         # which regions each model could use (None: any not excluded); a region's capacity matters to them
@@ -74,9 +78,10 @@ class State:
         return self.caches.active(namespace, self.priority, time.time())
 
     def seen(self, body: Mapping[str, Any]) -> None:
+        """Remember the model as last seen, less its managedFields (often the larger part)."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
-        self.models[key] = body
+        self.models[key] = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         self.by_label[(key[0], label_value(key[1]))] = key
 
     def pods_of(self, key: ModelKey) -> list[dict[str, Any]]:
@@ -130,7 +135,8 @@ async def reconcile_now(st: State, body: Any) -> None:
     async with st.lock(key), st.slots:
         with RECONCILE_SECONDS.time():
             try:
-                outcome = await reconcile(st.kube, st.caches, body, st.settings, st.held.get(key))
+                regions = st.region_memory.planning(st.caches.region_list())
+                outcome = await reconcile(st.kube, st.caches, regions, body, st.settings, st.held.get(key))
             except Exception:
                 RECONCILES.labels("error").inc()
                 raise
@@ -211,9 +217,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     st = state(memo)
-    for task in st.jobs:
+    tasks = [*st.jobs, *([st.inventory_task] if st.inventory_task else [])]
+    for task in tasks:
         task.cancel()
-    await asyncio.gather(*st.jobs, return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
     await st.caches.stop()
     await st.autoscalers.close()
     await st.kube.close()
@@ -285,10 +292,10 @@ def jobs(st: State) -> list[periodic.Job]:
 def listeners(st: State) -> Listeners:
     """The cache changes that can matter to a model, each turned into a requeue of the models it affects."""
 
-    def child(key: Key, old: Any, new: Any) -> None:
-        ref = controller_ref(new or old)
-        if ref.get("kind") == "ModelDeployment" and key[0]:
-            requeue(st, key[0], str(ref.get("name")))
+    def child(key: Key, old: Packed | None, new: Packed | None) -> None:
+        kind, name, _ = (new or old or Packed(("", "", ""), b"")).controller
+        if kind == "ModelDeployment" and key[0]:
+            requeue(st, key[0], name)
 
     def pod(key: Key, old: Any, new: Any) -> None:
         owner = st.by_label.get(model_of_pod(new or old) or ("", ""))
@@ -319,59 +326,98 @@ def listeners(st: State) -> Listeners:
 
 
 def requeue_inventory(st: State, delay: float = 0.3) -> None:
-    """Coalesce node and pod churn into one refresh of every Region's capacity."""
-    if st.inventory_pending is None or st.inventory_pending.done():
-        st.inventory_pending = asyncio.create_task(_inventory_later(st, delay))
+    """Coalesce node and pod churn into one refresh of every Region's capacity: the earliest wins."""
+    due = asyncio.get_running_loop().time() + delay
+    if st.inventory_due is not None and st.inventory_due <= due:
+        return
+    st.inventory_due = due
+    if st.inventory_task is None or st.inventory_task.done():
+        st.inventory_task = asyncio.create_task(_inventory_loop(st), name="region capacity")
+    else:
+        st.inventory_wake.set()
 
 
-async def _inventory_later(st: State, delay: float) -> None:
-    await asyncio.sleep(delay)
+async def _inventory_loop(st: State) -> None:
+    """Refresh whenever one is due, until none is; a refresh already running is never cut short."""
+    loop = asyncio.get_running_loop()
+    while st.inventory_due is not None:
+        wait = st.inventory_due - loop.time()
+        if wait > 0:
+            st.inventory_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(st.inventory_wake.wait(), wait)
+            continue
+        st.inventory_due = None
+        await _refresh_inventory(st)
+
+
+async def _refresh_inventory(st: State) -> None:
     caches = st.caches
     if not st.active(""):  # standing by: Region status is the active replica's to write
-        st.inventory_pending = None
         requeue_inventory(st, delay=5.0)
         return
+    # what the planner has used so far: the last observation, else the status as stored
+    before = {r.name: st.region_memory.observed.get(r.name, r.status) for r in caches.region_list()}
     try:
         await caches.wait_synced()  # Regions counted before their nodes are listed would say "no nodes"
-        await refresh_regions(
-            st.kube, caches.region_list(), list(caches.nodes.values()), caches.requested, st.region_memory
+        refresh = await refresh_regions(
+            st.kube,
+            caches.region_list(),
+            list(caches.nodes.values()),
+            caches.requested,
+            st.region_memory,
+            caches.claims(),
         )
     except Exception as e:
         log.warning("region capacity refresh failed; retrying", error=str(e))
-        st.inventory_pending = None
         requeue_inventory(st, delay=retry_after(e) or 5.0)
+        return
+    respecified, st.respecified = st.respecified, set()
+    after = st.region_memory.observed
+    for name in sorted(set(before) | set(after) | respecified):
+        capacity_changed(st, name, before.get(name), after.get(name), name in respecified)
+    if refresh.due_in is not None:  # GPU counts held back from a Region's status: write them then
+        requeue_inventory(st, delay=refresh.due_in)
 
 
-def _free(region: Region | None) -> int:
-    return region.status.free_gpus if region else 0
+def _free(status: RegionObservedStatus | None) -> int:
+    return status.free_gpus if status else 0
 
 
-def _trust(region: Region | None) -> tuple[tuple[str, str, str], ...]:
+def _trust(status: RegionObservedStatus | None) -> tuple[tuple[str, str, str], ...]:
     """The Region's conditions (a node shared with another Region makes it untrusted)."""
-    return tuple((c.type, c.status, c.reason) for c in region.status.conditions) if region else ()
+    return tuple((c.type, c.status, c.reason) for c in status.conditions) if status else ()
 
 
-def _shape(region: Region | None) -> tuple[Any, ...]:
+def _shape(status: RegionObservedStatus | None) -> tuple[Any, ...]:
     """A region gaining or losing nodes, not merely GPUs in use."""
-    return (region.status.nodes, region.status.ready_nodes, region.status.total_gpus) if region else ()
+    return (status.nodes, status.ready_nodes, status.total_gpus) if status else ()
 
 
 def region_changed(st: State, name: str, old: Region | None, new: Region | None) -> None:
+    """A Region created, deleted or re-specified (jurisdictions, selector, cordon): its capacity is
+    observed again, and then the models it can affect are planned again. Status changes are our
+    own writes: the planner already had that capacity from the refresh that wrote it."""
+    if (old.spec if old else None) != (new.spec if new else None):
+        st.respecified.add(name)
+        requeue_inventory(st)
+
+
+def capacity_changed(
+    st: State, name: str, old: RegionObservedStatus | None, new: RegionObservedStatus | None, respecified: bool
+) -> None:
     """A Region's spec matters to the models that run there or could; its capacity to those, and,
     when GPUs are freed, to the models not yet fully placed. GPUs being taken (every pod placed
-    while a fleet converges) wakes no one else: a thousand unready models re-planned at each of a
-    thousand Region writes is what made a large convergence slow."""
-    spec_changed = (old.spec if old else None) != (new.spec if new else None)
-    if spec_changed:
-        requeue_inventory(st)
+    while a fleet converges) wakes no one else: a thousand unready models re-planned at each pod
+    placed is what made a large convergence slow."""
     # a region gaining or losing nodes matters to every model that could use it, even one fully
     # served elsewhere for now: capacity returning must bring it back. A spec change (jurisdictions,
     # selector, cordon) likewise; a model that excludes the region, or whose allow list leaves it
     # out, is not touched by it
-    reshaped = spec_changed or _shape(old) != _shape(new)
+    reshaped = respecified or _shape(old) != _shape(new)
     if not (reshaped or _trust(old) != _trust(new) or _free(new) > _free(old)):
         return  # only GPUs taken
     usable = {key for key in st.models if could_use(st, key, name)} if reshaped else set()
     affected = st.unsatisfied | st.by_region.get(name, set()) | usable
     for ns, md in sorted(affected):
-        requeue(st, ns, md, delay=0.2)
+        requeue(st, ns, md, delay=0.05)

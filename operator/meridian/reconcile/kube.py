@@ -66,6 +66,9 @@ def _error(response: Any, text: str) -> ApiException:
     return error
 
 
+CREATE_ONLY = "1"  # etcd's first revision, taken before any object of a cluster is written
+
+
 def path(api_version: str, kind: str, namespace: str = "", name: str = "", subresource: str = "") -> str:
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     if namespace and kind not in CLUSTER_SCOPED:
@@ -187,6 +190,13 @@ class Kube:
             content_type="application/apply-patch+yaml",
             kind=obj["kind"] + (f"/{subresource}" if subresource else ""),
         )
+
+    async def create_only(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of a name this model does not hold yet: created when the name is free,
+        else 409 Conflict, so that no one else's object is ever taken over, with no read first.
+        The precondition is a resourceVersion no existing object has; the API server ignores it
+        when it creates the object."""
+        return await self.apply({**obj, "metadata": {**obj["metadata"], "resourceVersion": CREATE_ONLY}})
 
     async def apply_status(
         self, kind: str, namespace: str, name: str, status: dict[str, Any], field_manager: str = FIELD_MANAGER

@@ -2,12 +2,14 @@
 
 A cluster of thousands of pods costs the operator a few hundred bytes for each pod that is not
 Meridian's, and a node's heartbeat (a new timestamp, nothing else) is no change at all, so it wakes
-no one. The objects Meridian owns are kept whole, less their managedFields.
+no one. The objects Meridian owns are kept whole, less their managedFields, packed as JSON.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from meridian.placement.inventory import GPU_RESOURCE, gpu_requests
@@ -79,14 +81,41 @@ def owned(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {**obj, "metadata": meta}
 
 
+@dataclass(frozen=True)
+class Packed:
+    """A cached child as compact JSON, a quarter of its size as Python objects, with its controller
+    at hand: a thousand models' children are read a few at a time, by the reconcile of one model."""
+
+    controller: tuple[str, str, str]  # (kind, name, uid) of the controlling owner, or ("", "", "")
+    data: bytes
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        decoded: dict[str, Any] = json.loads(self.data)
+        return decoded
+
+
+def packed(obj: Mapping[str, Any]) -> Packed:
+    ref = controller_ref(obj)
+    whole = owned(obj)
+    return Packed(
+        (str(ref.get("kind") or ""), str(ref.get("name") or ""), str(ref.get("uid") or "")),
+        json.dumps(whole, separators=(",", ":")).encode(),
+    )
+
+
 def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """The ownerReference marked controller, or {} when nothing controls the object."""
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     return next((r for r in refs if r.get("controller")), {})
 
 
-def controller_uid(obj: Mapping[str, Any]) -> str | None:
-    return str(controller_ref(obj).get("uid") or "") or None
+def holder(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """(controller uid or "", who that is): all Meridian keeps of an object it did not make,
+    to refuse taking over its name."""
+    ref = controller_ref(obj)
+    who = f"controlled by {ref.get('kind')} {ref.get('name')}" if ref else "not controlled by Meridian"
+    return str(ref.get("uid") or ""), who
 
 
 def model_of_pod(cached: Mapping[str, Any]) -> tuple[str, str] | None:

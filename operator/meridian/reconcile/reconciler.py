@@ -17,6 +17,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from meridian.api.modeldeployment import ModelDeployment
+from meridian.api.region import Region
 from meridian.config import Settings
 from meridian.log import get as get_logger
 from meridian.placement.types import Hold
@@ -24,7 +25,7 @@ from meridian.reconcile import events
 from meridian.reconcile.caches import Caches
 from meridian.reconcile.kube import Kube, api_message
 from meridian.reconcile.metrics import PLACEMENT_MOVES, RESIDENCY_EVICTIONS, RESIDENCY_VIOLATIONS
-from meridian.reconcile.projections import controller_ref
+from meridian.reconcile.projections import controller_ref, holder
 from meridian.render.names import label_value
 from meridian.sync import ApplyFailure, Decision, World, sync
 
@@ -46,18 +47,20 @@ class Outcome:
         return self.decision.regions if self.decision else frozenset()
 
 
-def describe_controller(obj: Mapping[str, Any]) -> str:
-    ref = controller_ref(obj)
-    return f"controlled by {ref.get('kind')} {ref.get('name')}" if ref else "not controlled by Meridian"
-
-
-def gather(caches: Caches, md: ModelDeployment, settings: Settings, held: Mapping[str, Hold] | None) -> World:
-    """The World from the watch caches: no request to the API server."""
+def gather(
+    caches: Caches,
+    regions: tuple[Region, ...],
+    md: ModelDeployment,
+    settings: Settings,
+    held: Mapping[str, Hold] | None,
+) -> World:
+    """The World from the watch caches, and the Regions with their capacity as observed now: no
+    request to the API server."""
     ns = md.metadata.namespace
     pods = caches.pods_of(ns, label_value(md.metadata.name))
     return World(
         model=md,
-        regions=caches.region_list(),
+        regions=regions,
         owned=caches.owned(ns, md.metadata.uid),
         pods=tuple(p for p in pods if controller_ref(p).get("kind") == "ReplicaSet"),
         claims=caches.claims(),
@@ -71,6 +74,7 @@ def gather(caches: Caches, md: ModelDeployment, settings: Settings, held: Mappin
 async def reconcile(
     kube: Kube,
     caches: Caches,
+    regions: tuple[Region, ...],
     body: Mapping[str, Any],
     settings: Settings,
     held: Mapping[str, Hold] | None = None,
@@ -82,18 +86,16 @@ async def reconcile(
     except ValidationError as e:  # the schema should have caught it; never crash on it
         log.error("invalid spec", error=str(e))
         return Outcome()
-    world = gather(caches, md, settings, held)
+    world = gather(caches, regions, md, settings, held)
     decision = sync(world)
-    taken = await names_taken(kube, world, decision)
-    if taken:  # a name we would create is someone else's: decide again, knowing it
-        world = replace(world, foreign=taken)
-        decision = sync(world)
     out = Outcome(decision=decision, held=decision.held)
     await evict(kube, md, decision, log)
     try:
-        for obj in decision.applies:
-            await kube.apply(obj)
-            out.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
+        taken = await apply_all(kube, world, decision, out)
+        if taken:  # a name we would create is someone else's: decide again, knowing it
+            world = replace(world, foreign=taken)
+            decision = sync(world)
+            out.decision, out.held = decision, decision.held
         for prune in decision.prunes:
             await kube.delete(prune.api_version, prune.kind, md.metadata.namespace, prune.name)
     except (ApiException, TimeoutError, OSError) as e:
@@ -130,19 +132,31 @@ async def evict(kube: Kube, md: ModelDeployment, decision: Decision, log: Any) -
         log.warning("evicted", kind=e.kind, object=e.name, region=e.region, reason=e.reason)
 
 
-async def names_taken(kube: Kube, world: World, decision: Decision) -> dict[tuple[str, str], str]:
-    """Of the objects this pass would create (not among the owned children), those that exist and
-    are not controlled by this model. One GET per new name: nothing in the steady state."""
+async def apply_all(kube: Kube, world: World, decision: Decision, out: Outcome) -> dict[tuple[str, str], str]:
+    """Apply every object of the Decision, in order. A name the model does not hold yet is only
+    created, never taken over: when the API server says it exists, the object is read once, and
+    unless this model controls it (a child our cache has not seen yet) applying stops there and
+    the name is returned with who holds it."""
     md = world.model
-    out: dict[tuple[str, str], str] = {}
     for obj in decision.applies:
         key = (obj["kind"], obj["metadata"]["name"])
         if key in world.owned:
-            continue
-        live = await kube.get(obj["apiVersion"], obj["kind"], md.metadata.namespace, key[1])
-        if live is not None and controller_ref(live).get("uid") != md.metadata.uid:
-            out[key] = describe_controller(live)
-    return out
+            await kube.apply(obj)
+        else:
+            try:
+                await kube.create_only(obj)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                live = await kube.get(obj["apiVersion"], key[0], md.metadata.namespace, key[1])
+                if live is None:  # gone again meanwhile: the next pass creates it
+                    raise
+                uid, who = holder(live)
+                if uid != md.metadata.uid:
+                    return {key: who}
+                await kube.apply(obj)
+        out.applied.append(f"{key[0]}/{key[1]}")
+    return {}
 
 
 def _failure(error: BaseException, out: Outcome, decision: Decision) -> ApplyFailure:

@@ -1,5 +1,10 @@
 """Keeps every Region's status (nodes, GPUs per product, free GPUs, trust) in step with its nodes and pods.
 
+The planner reads capacity as observed now (`RegionMemory.planning`), not as last written: a
+thousand pods placed over a few minutes would otherwise cost a Region status write each. A change
+of nodes, GPUs or trust is written at once; GPUs merely taken or freed by pods at most every
+COUNTS_EVERY seconds per Region.
+
 A Region whose node another Region also selects, or whose selector a kubelet could satisfy by labelling
 its own Node, gets a Warning Event when that condition turns bad, once: the stored status is the memory,
 so a restart or a refresh with nothing new posts nothing.
@@ -7,13 +12,15 @@ so a restart or a refresh with nothing new posts nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from meridian.api.region import Region
+from meridian.api.region import Region, RegionObservedStatus
 from meridian.log import get as get_logger
+from meridian.placement.claims import NodeClaims
 from meridian.placement.inventory import (
     KUBELET_SETTABLE_LABELS,
     NODE_CLAIMED_BY_TWO_REGIONS,
@@ -29,19 +36,40 @@ from meridian.sync.insync import in_sync
 
 log = get_logger("meridian.regions")
 
+COUNTS_EVERY = 15.0  # seconds between two writes of a Region whose only change is GPUs requested
+
 
 @dataclass
 class RegionMemory:
-    """What this process wrote to Region status, and the orphan region labels it has reported."""
+    """What this process observed of each Region and wrote to its status, and the orphan region
+    labels it has reported."""
 
     # Region uid → (the resourceVersion the cache held when we wrote, what we wrote): until the cache
     # moves past that version, it has not seen our write, and the write is what is current
     written: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     orphans_reported: set[str] = field(default_factory=set)
+    observed: dict[str, RegionObservedStatus] = field(default_factory=dict)  # name → as last computed
+    last_write: dict[str, float] = field(default_factory=dict)  # name → when (monotonic) we last wrote it
 
     def current(self, region: Region) -> dict[str, Any]:
         seen, status = self.written.get(region.metadata.uid, ("", {}))
         return status if seen and seen == region.metadata.resource_version else region.status.wire()
+
+    def planning(self, regions: Sequence[Region]) -> tuple[Region, ...]:
+        """The Regions with the capacity observed at the last refresh, for the planner."""
+        return tuple(
+            r.model_copy(update={"status": self.observed[r.name]}) if r.name in self.observed else r for r in regions
+        )
+
+
+def counts_only(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """True when two Region statuses differ at most in GPUs requested (and so free)."""
+
+    def shape(status: Mapping[str, Any]) -> dict[str, Any]:
+        pools = [{k: v for k, v in p.items() if k != "requested"} for p in status.get("gpus") or []]
+        return {**{k: v for k, v in status.items() if k != "freeGpus"}, "gpus": pools}
+
+    return in_sync(shape(new), shape(old)) and in_sync(shape(old), shape(new))
 
 
 # (condition type, status, reason) that make a Region untrustworthy, each worth one Warning Event
@@ -72,30 +100,51 @@ def newly_bad(new: Sequence[Mapping[str, Any]], old: Sequence[Mapping[str, Any]]
     return out
 
 
+@dataclass
+class Refresh:
+    """What one refresh wrote, and when a write it held back (GPU counts only) is due."""
+
+    written: int = 0
+    due_in: float | None = None
+
+
 async def refresh_regions(
     kube: Kube,
     regions: Sequence[Region],
     nodes: Sequence[Mapping[str, Any]],
     requested: Mapping[str, int],
     memory: RegionMemory,
-) -> int:
-    """Write each Region's observed capacity and conditions when they changed; returns how many were written.
+    claims: NodeClaims | None = None,
+    clock: float | None = None,
+) -> Refresh:
+    """Observe each Region's capacity and conditions into `memory`, and write those that changed.
 
     `regions`, `nodes` and `requested` (GPUs held per node) come from the watch caches; `memory` holds
-    what this process last wrote, since the cache may not have seen its own write yet."""
-    claims = claims_of(regions, nodes)
+    what this process last wrote, since the cache may not have seen its own write yet. `claims`
+    (which Regions select each node) is worked out from `regions` and `nodes` when not given;
+    `clock` is monotonic time, for spacing writes of mere counts."""
+    claims = claims if claims is not None else claims_of(regions, nodes)
+    clock = time.monotonic() if clock is None else clock
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    written = 0
+    out = Refresh()
+    observed: dict[str, RegionObservedStatus] = {}
     for region in regions:
-        status = region_status(region, nodes, requested, claims).wire()
+        observed[region.name] = region_status(region, nodes, requested, claims)
+        status = observed[region.name].wire()
         current = memory.current(region)
         old_conditions: list[dict[str, Any]] = current.get("conditions", [])
         with_transition_times(status["conditions"], old_conditions, now)
         if in_sync(status, current) and in_sync(current, status):
             continue
+        since = clock - memory.last_write.get(region.name, -COUNTS_EVERY)
+        if since < COUNTS_EVERY and counts_only(status, current):
+            left = COUNTS_EVERY - since
+            out.due_in = left if out.due_in is None else min(out.due_in, left)
+            continue
         await kube.apply_status("Region", "", region.name, status)
         memory.written[region.metadata.uid] = (region.metadata.resource_version, status)
-        written += 1
+        memory.last_write[region.name] = clock
+        out.written += 1
         for cond in newly_bad(status["conditions"], old_conditions):
             log.warning("region is not trustworthy", region=region.name, reason=cond["reason"], detail=cond["message"])
             await events.emit(
@@ -109,4 +158,5 @@ async def refresh_regions(
                 region_label=label,
                 nodes=count,
             )
-    return written
+    memory.observed = observed
+    return out

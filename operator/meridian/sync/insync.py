@@ -10,13 +10,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
+from meridian.sync.quantity import parse_quantity
 
 
 def _quantity(value: str) -> Decimal | None:
     try:
-        return Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]
-    except (ValueError, TypeError, ArithmeticError):
+        return parse_quantity(value)
+    except ValueError:
         return None
 
 
