@@ -20,7 +20,7 @@ Every phase reports the CPU seconds each process spent in it (the control plane'
 bench, the operator): on a machine whose cores they all share, that is where the time goes.
 Meridian's phase also reports, from the API server's audit log, its requests per model during
 convergence and per minute in the steady state that follows (opened once the operator has written
-nothing for 10 s), and its resident memory: peak during convergence and at rest with N models.
+nothing for 16 s), and its resident memory: peak during convergence and at rest with N models.
 Prints JSON lines.
 """
 
@@ -47,6 +47,7 @@ from meridian.api.region import Region
 from meridian.config import Settings
 from meridian.placement.plan import Observed, plan
 from meridian.reconcile.kube import Kube
+from meridian.reconcile.regions import COUNTS_EVERY
 from meridian.render.children import children
 from meridian.sim import audit, binaries, cluster, controlplane
 from meridian.sim import fleet as fleetmod
@@ -156,8 +157,9 @@ def delete_and_wait(core: client.CoreV1Api, name: str) -> float:
     raise SystemExit(f"namespace {name} still there after 900 s")
 
 
-def wait_quiet(op: OperatorProcess, quiet: float = 10.0, timeout: float = 600.0) -> float:
-    """Seconds until the operator has written nothing for `quiet` seconds (its own write counter)."""
+def wait_quiet(op: OperatorProcess, quiet: float = COUNTS_EVERY + 1, timeout: float = 600.0) -> float:
+    """Seconds until the operator has written nothing for `quiet` seconds (its own write counter),
+    longer than a Region's GPU counts may be held back."""
     start = time.monotonic()
     last, since = op.writes(), time.monotonic()
     while time.monotonic() - start < timeout:
@@ -318,6 +320,7 @@ def meridian_phase(
         created = time.monotonic() - start
         seconds = ready.wait(n, start)
         cpu = meter.stop()
+        reconciles = sum(op.metric("meridian_reconciles_total").values())
         wall1 = time.time()
         peak = sampler.peak
         settled = wait_quiet(op)  # the last status writes land before the steady window opens
@@ -333,6 +336,7 @@ def meridian_phase(
             "created_seconds": round(created, 1),
             "quiet_after_ready_seconds": round(settled, 1),
             "cpu_seconds": cpu,
+            "reconciles_per_model": round(reconciles / n, 2),
             "rss_idle_mib": round(idle, 1),
             "rss_peak_mib": round(max(peak, at_rest), 1),
             "rss_at_rest_mib": round(at_rest, 1),

@@ -16,6 +16,7 @@ from tests.e2e.test_placement_eu import spec
 from tests.fixtures_eu import EuCluster
 from tests.fixtures_operator import Mdeps, wait_for
 
+from meridian.reconcile.regions import COUNTS_EVERY
 from meridian.sim import audit
 
 pytestmark = pytest.mark.e2e
@@ -32,10 +33,11 @@ def test_a_converged_fleet_costs_the_api_server_nothing_but_watches(eu: EuCluste
         eu_mdeps.wait_condition(name, "Ready", timeout=120)
     converged = time.time()
 
-    # writes settle (status of the last pods, Region capacity) before the window opens
+    # writes settle (status of the last pods, Region capacity, whose GPU counts may be held back
+    # for up to COUNTS_EVERY seconds) before the window opens
     def quiet() -> bool:
         before = eu.operator.writes()
-        time.sleep(3)
+        time.sleep(COUNTS_EVERY + 1)
         return eu.operator.writes() == before
 
     core = client.CoreV1Api(eu.api)
@@ -44,7 +46,7 @@ def test_a_converged_fleet_costs_the_api_server_nothing_but_watches(eu: EuCluste
         return all(n.status.phase != "Terminating" for n in core.list_namespace().items)
 
     wait_for("earlier tests' namespaces to be gone", others_gone, timeout=120)
-    wait_for("the operator to stop writing", quiet, timeout=60, interval=0)
+    wait_for("the operator to stop writing", quiet, timeout=90, interval=0)
     start = time.time()
     bystander = {
         "apiVersion": "v1",
