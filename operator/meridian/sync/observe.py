@@ -9,7 +9,7 @@ from typing import Any
 
 from meridian.placement.plan import Hold, Observed
 from meridian.render.labels import REGION_LABEL
-from meridian.sync.pending import is_capacity
+from meridian.sync.pending import is_capacity, unschedulable_condition
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,6 @@ def timestamp(value: str | None) -> float | None:
 def pod_ready(pod: Mapping[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def unschedulable_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for cond in pod.get("status", {}).get("conditions", []) or []:
-        scheduled = cond.get("type") == "PodScheduled" and cond.get("status") == "False"
-        if scheduled and cond.get("reason") == "Unschedulable":
-            return dict(cond)
-    return None
 
 
 def observe(

@@ -42,11 +42,12 @@ def is_capacity(message: str) -> bool:
     return all(any(p.search(r) for p in CAPACITY) for r in found)
 
 
-def unschedulable_message(pod: Mapping[str, Any]) -> str | None:
+def unschedulable_condition(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod's PodScheduled=False condition with reason Unschedulable, if the scheduler gave up on it."""
     for cond in (pod.get("status") or {}).get("conditions") or []:
         scheduled = cond.get("type") == "PodScheduled" and cond.get("status") == "False"
         if scheduled and cond.get("reason") == "Unschedulable":
-            return str(cond.get("message") or "")
+            return dict(cond)
     return None
 
 
@@ -55,7 +56,8 @@ def pending_problems(pods: Iterable[Mapping[str, Any]]) -> list[Problem]:
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             continue
-        message = unschedulable_message(pod)
+        cond = unschedulable_condition(pod)
+        message = None if cond is None else str(cond.get("message") or "")
         if message is not None and not is_capacity(message):
             return [Problem("Unschedulable", f"pod {pod['metadata']['name']}: {message}")]
     return []
