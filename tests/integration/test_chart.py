@@ -129,7 +129,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 # is in templates/rbac.yaml; a change here is a change of the operator's privileges, on purpose.
 CHILDREN = (("apps", "deployments"), ("", "services"), ("", "configmaps"), ("policy", "poddisruptionbudgets"))
 NAMESPACED_RULES = {
-    *{("serving.meridian.dev", "modeldeployments", verb, "") for verb in ("get", "list", "watch", "patch")},
+    *{("serving.meridian.dev", "modeldeployments", verb, "") for verb in ("list", "watch", "patch")},
     ("serving.meridian.dev", "modeldeployments/status", "patch", ""),
     *{
         (group, res, verb, "")
