@@ -262,6 +262,20 @@ def test_operator_side_problems_stall_only_that_object(mdeps: Mdeps) -> None:
     assert mdeps.condition("nowhere", "Stalled")["status"] == "False"  # type: ignore[index]
 
 
+def test_a_replica_larger_than_any_node_stalls_and_creates_nothing(mdeps: Mdeps) -> None:
+    # the test fleet's largest GPU nodes have 192 CPUs: pods asking 500 would stay Pending everywhere
+    big = spec(resources={"gpu": {"products": ["H100-80GB-HBM3", "A100-SXM4-80GB"]}, "cpu": "500", "memory": "1Gi"})
+    mdeps.create("huge", big)
+    stalled = mdeps.wait_condition("huge", "Stalled")
+    assert stalled["reason"] == "NoNodeFits"
+    assert "one replica requests 1 GPU, cpu 500, memory 1Gi" in stalled["message"]
+    assert "gra: H100-80GB-HBM3 node: 8 GPUs, cpu 192" in stalled["message"]
+    assert mdeps.deployments("huge") == {}
+
+    mdeps.patch("huge", {"spec": {"resources": {"cpu": "100"}}})
+    mdeps.wait_condition("huge", "Ready")
+
+
 def test_engine_mismatch_in_a_pod_stalls_with_its_message(mdeps: Mdeps) -> None:
     mdeps.create("llm", spec(replicas=1, placement={"regions": [{"name": "gra"}]}))
     mdeps.wait_condition("llm", "Ready")

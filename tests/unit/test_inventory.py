@@ -51,6 +51,20 @@ def test_capacity_free_and_requested_per_product() -> None:
     assert status.conditions[0].status == "True"
 
 
+def test_each_pool_reports_its_node_sizes_largest_first() -> None:
+    nodes = [dict(n) for n in NODES if n["metadata"]["labels"]["topology.kubernetes.io/region"] == "gra"]
+    big = next(n for n in nodes if n["metadata"]["labels"].get("nvidia.com/gpu.product"))
+    nodes.append(
+        {
+            **big,
+            "metadata": {**big["metadata"], "name": "gra-huge"},
+            "status": {**big["status"], "allocatable": {**big["status"]["allocatable"], "cpu": "384"}},
+        }
+    )
+    h100 = next(p for p in region_status(region("gra"), nodes, {}).gpus if p.product == "H100-80GB-HBM3")
+    assert [(s.gpus, s.cpu, s.memory, s.nodes) for s in h100.shapes] == [(8, "384", "2Ti", 1), (8, "192", "2Ti", 4)]
+
+
 def test_cordoned_or_not_ready_nodes_are_not_allocatable() -> None:
     nodes = [dict(n) for n in NODES]
     for n in nodes:

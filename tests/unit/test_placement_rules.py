@@ -23,8 +23,10 @@ def region(
     gpus: list[tuple[str, int, int]] | None = None,
     memory: int = 81559,
     cordoned: bool = False,
+    shapes: list[dict[str, Any]] | None = None,
 ) -> Region:
-    """A Region; `gpus` is [(product, allocatable, requested)] or None for a status never reported."""
+    """A Region; `gpus` is [(product, allocatable, requested)] or None for a status never reported;
+    `shapes` the node sizes of every pool (none: not reported)."""
     doc: dict[str, Any] = {
         "metadata": {"name": name},
         "spec": {"country": "FR", "jurisdictions": list(jurisdictions), "cordoned": cordoned},
@@ -33,7 +35,9 @@ def region(
         doc["status"] = {
             "nodes": max(1, len(gpus)),
             "gpus": [
-                {"product": p, "memoryMiB": memory, "capacity": a, "allocatable": a, "requested": r} for p, a, r in gpus
+                {"product": p, "memoryMiB": memory, "capacity": a, "allocatable": a, "requested": r}
+                | ({"shapes": shapes} if shapes is not None else {})
+                for p, a, r in gpus
             ],
             "conditions": [{"type": "Ready", "status": "True"}],
         }
@@ -185,6 +189,56 @@ def test_gpu_memory_is_matched() -> None:
     p = plan(s, fleet, Observed())
     assert p.replicas_by_region() == {"rbx": 1}
     assert excluded(p)["gra"] == "has no GPUs with at least 80000 MiB"
+
+
+EIGHT_GPU_NODE = {"gpus": 8, "cpu": "192", "memory": "2Ti", "nodes": 4}
+
+
+def sized(replicas: int, *, tp: int = 1, cpu: str | int = "8", memory: str = "64Gi") -> ModelDeploymentSpec:
+    s = spec(replicas, tp=tp)
+    s.resources.cpu, s.resources.memory = cpu, memory
+    return s
+
+
+@pytest.mark.parametrize(
+    ("tp", "cpu", "memory", "needs"),
+    [
+        (16, "8", "64Gi", "16 GPUs, cpu 8, memory 64Gi"),  # more GPUs than any node has
+        (1, 4096, "64Gi", "1 GPU, cpu 4096, memory 64Gi"),
+        (1, "8", "3Ti", "1 GPU, cpu 8, memory 3Ti"),
+    ],
+)
+def test_a_replica_no_node_can_hold_stalls_instead_of_waiting_for_capacity(
+    tp: int, cpu: str | int, memory: str, needs: str
+) -> None:
+    fleet = [
+        region("gra", gpus=[(H100, 32, 0)], shapes=[EIGHT_GPU_NODE]),
+        region("rbx", gpus=[(A100, 16, 0)], shapes=[EIGHT_GPU_NODE | {"cpu": "128"}]),
+    ]
+    p = plan(sized(2, tp=tp, cpu=cpu, memory=memory), fleet, Observed())
+    assert [q.reason for q in p.problems] == ["NoNodeFits"]
+    assert p.problems[0].message == (
+        f"one replica requests {needs}, more than any node holds "
+        f"(gra: {H100} node: 8 GPUs, cpu 192, memory 2Ti; rbx: {A100} node: 8 GPUs, cpu 128, memory 2Ti)"
+    )
+
+
+def test_a_region_whose_nodes_are_too_small_is_excluded_and_the_others_serve() -> None:
+    fleet = [
+        region("gra", gpus=[(H100, 32, 0)], shapes=[EIGHT_GPU_NODE]),
+        region("rbx", gpus=[(A100, 16, 0)], shapes=[EIGHT_GPU_NODE | {"cpu": "128"}]),
+    ]
+    p = plan(sized(2, cpu="150"), fleet, Observed())
+    assert p.replicas_by_region() == {"gra": 2}
+    assert (
+        excluded(p)["rbx"] == f"has no node that holds one replica (largest: {A100} node: 8 GPUs, cpu 128, memory 2Ti)"
+    )
+
+
+def test_node_sizes_not_reported_or_requests_not_quantities_are_left_to_the_scheduler() -> None:
+    assert not plan(sized(1, cpu=4096), [region("gra", gpus=[(H100, 32, 0)])], Observed()).stalled
+    fleet = [region("gra", gpus=[(H100, 32, 0)], shapes=[EIGHT_GPU_NODE])]
+    assert not plan(sized(1, cpu="lots"), fleet, Observed()).stalled  # the API server refuses the Deployment
 
 
 def test_full_region_still_qualifies_it_is_capacity_not_qualification() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes.utils.quantity import parse_quantity as reference
 
-from meridian.sync.quantity import parse_quantity
+from meridian.quantity import parse_quantity
 
 pytestmark = pytest.mark.unit
 

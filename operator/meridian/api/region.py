@@ -58,6 +58,17 @@ class RegionSpec(ApiModel):
         return dict(self.node_selector) if self.node_selector else {NODE_REGION_LABEL: name}
 
 
+class NodeShape(ApiModel):
+    """What one node of a GPU pool can hold: a replica fits only if all of its requests fit one node."""
+
+    gpus: int = Field(description="GPUs allocatable on each node of this shape.")
+    cpu: str = Field(description="CPU allocatable on each node of this shape (a quantity; empty if not reported).")
+    memory: str = Field(
+        description="Memory allocatable on each node of this shape (a quantity; empty if not reported)."
+    )
+    nodes: int = Field(default=0, description="Nodes of this shape, Ready or not.")
+
+
 class GpuPool(ApiModel):
     """GPUs of one product in a region."""
 
@@ -66,6 +77,10 @@ class GpuPool(ApiModel):
     capacity: int = Field(default=0, description="GPUs on the region's nodes.")
     allocatable: int = Field(default=0, description="GPUs allocatable on Ready, schedulable nodes.")
     requested: int = Field(default=0, description="GPUs requested by pods scheduled here.")
+    shapes: list[NodeShape] = Field(
+        default_factory=list,
+        description="The pool's node sizes, largest first: a model whose replica fits none of them is Stalled.",
+    )
 
 
 class RegionObservedStatus(ApiModel):

@@ -8,9 +8,11 @@ keeps using, so counting them stops a running model from evicting itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from meridian.api.modeldeployment import GpuResources, ModelDeploymentSpec
-from meridian.api.region import GpuPool, Region, RegionObservedStatus
+from meridian.api.region import GpuPool, NodeShape, Region, RegionObservedStatus
+from meridian.quantity import parse_quantity
 
 TRACKED_RESOURCE = "nvidia.com/gpu"
 
@@ -50,6 +52,60 @@ def pool_matches(pool: GpuPool, gpu: GpuResources) -> bool:
 def has_product(status: RegionObservedStatus, gpu: GpuResources) -> bool:
     """Some pool of an accepted product exists (it may be full: that is capacity, not qualification)."""
     return any(pool_matches(p, gpu) and (p.capacity > 0 or p.allocatable > 0) for p in status.gpus)
+
+
+@dataclass(frozen=True)
+class ReplicaSize:
+    """What one replica's pod requests; cpu or memory None when not a quantity (the API server says so)."""
+
+    gpus: int
+    cpu: Decimal | None
+    memory: Decimal | None
+    text: str
+
+    def fits(self, shape: NodeShape) -> bool:
+        return shape.gpus >= self.gpus and _room(shape.cpu, self.cpu) and _room(shape.memory, self.memory)
+
+
+def _quantity(text: str | int) -> Decimal | None:
+    try:
+        return parse_quantity(str(text))
+    except ValueError:
+        return None
+
+
+def _room(have: str, need: Decimal | None) -> bool:
+    """A node's allocatable `have` covers `need`; what cannot be read is taken to."""
+    value = _quantity(have)
+    return need is None or value is None or need <= value
+
+
+def replica_size(spec: ModelDeploymentSpec) -> ReplicaSize:
+    res = spec.resources
+    gpus = spec.gpus_per_replica if res.gpu.resource_name == TRACKED_RESOURCE else 0
+    text = f"{gpus} GPU{'' if gpus == 1 else 's'}, cpu {res.cpu}, memory {res.memory}"
+    return ReplicaSize(gpus, _quantity(res.cpu), _quantity(res.memory), text)
+
+
+def describe_shape(product: str, shape: NodeShape) -> str:
+    return f"{product} node: {shape.gpus} GPUs, cpu {shape.cpu}, memory {shape.memory}"
+
+
+def largest_node(status: RegionObservedStatus, gpu: GpuResources) -> str:
+    """'H100-80GB-HBM3 node: 8 GPUs, cpu 192, memory 2Ti' for the largest accepted node, by GPUs."""
+    shapes = [(s.gpus, p.product, s) for p in status.gpus if pool_matches(p, gpu) for s in p.shapes[:1]]
+    if not shapes:
+        return "no node"
+    _, product, shape = max(shapes, key=lambda t: t[0])
+    return describe_shape(product, shape)
+
+
+def holds_replica(status: RegionObservedStatus, spec: ModelDeploymentSpec) -> bool:
+    """Some node of an accepted product could run one replica once free; a pool that reports no
+    shapes (a status written by an earlier version) is taken to."""
+    size = replica_size(spec)
+    pools = [p for p in status.gpus if pool_matches(p, spec.resources.gpu)]
+    return any(not p.shapes or any(size.fits(s) for s in p.shapes) for p in pools)
 
 
 def free_gpus(status: RegionObservedStatus, gpu: GpuResources) -> int:

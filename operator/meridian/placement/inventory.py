@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from meridian.api.base import Condition
-from meridian.api.region import NODE_REGION_LABEL, GpuPool, Region, RegionObservedStatus
+from meridian.api.region import NODE_REGION_LABEL, GpuPool, NodeShape, Region, RegionObservedStatus
 from meridian.placement.claims import NodeClaims, node_claims, protected, settable_keys
+from meridian.quantity import parse_quantity
 
 GPU_RESOURCE = "nvidia.com/gpu"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -124,6 +126,23 @@ def selector_condition(region: Region) -> Condition:
     )
 
 
+def node_shape(node: Mapping[str, Any]) -> tuple[int, str, str]:
+    """(GPUs, CPU, memory) the node can allocate, as the kubelet reports them ('' where it does not:
+    not known, so taken to fit)."""
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    return _int(allocatable.get(GPU_RESOURCE, 0)), str(allocatable.get("cpu", "")), str(allocatable.get("memory", ""))
+
+
+def _size(shape: NodeShape) -> tuple[int, Decimal, Decimal]:
+    def value(q: str) -> Decimal:
+        try:
+            return parse_quantity(q)
+        except ValueError:
+            return Decimal(0)
+
+    return shape.gpus, value(shape.cpu), value(shape.memory)
+
+
 def region_status(
     region: Region,
     nodes: Sequence[Mapping[str, Any]],
@@ -137,6 +156,7 @@ def region_status(
     else:
         mine = [n for n in nodes if matches(n, region.node_selector)]
     pools: dict[str, GpuPool] = {}
+    shapes: dict[str, dict[tuple[int, str, str], int]] = defaultdict(lambda: defaultdict(int))
     ready = 0
     for node in mine:
         ok = schedulable(node)
@@ -151,6 +171,10 @@ def region_status(
         if ok:
             pool.allocatable += _int((node.get("status", {}).get("allocatable") or {}).get(GPU_RESOURCE, 0))
         pool.requested += requested.get(node["metadata"]["name"], 0)
+        shapes[product][node_shape(node)] += 1
+    for product, pool in pools.items():
+        found = [NodeShape(gpus=g, cpu=c, memory=m, nodes=n) for (g, c, m), n in shapes[product].items()]
+        pool.shapes = sorted(found, key=_size, reverse=True)
     gpus = [pools[p] for p in sorted(pools)]
     total = sum(p.allocatable for p in gpus)
     free = sum(max(p.allocatable - p.requested, 0) for p in gpus)

@@ -1,8 +1,10 @@
 """Which regions may run a model, rule by rule, each exclusion with its reason.
 
 Rules apply in the order users read them: residency, allow list, excludeRegions, cordoned, GPU
-product and memory. When nothing is left, the Problem names the rule that emptied the list and
-what was missing (the jurisdiction, the product), because that is what the user has to fix.
+product and memory, then whether one replica fits a node at all (GPUs, CPU and memory together: a
+pod that fits no node stays Pending in every region, so it is Stalled rather than moved). When
+nothing is left, the Problem names the rule that emptied the list and what was missing (the
+jurisdiction, the product, the node size), because that is what the user has to fix.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 
 from meridian.api.modeldeployment import GpuResources, ModelDeploymentSpec
 from meridian.api.region import Region
-from meridian.placement.capacity import has_product, status_known
+from meridian.placement.capacity import has_product, holds_replica, largest_node, replica_size, status_known
 from meridian.placement.types import Exclusion, ExclusionRule, Problem
 
 
@@ -81,6 +83,12 @@ def qualify(
             excluded.append(Exclusion(name, "cordoned", "cordoned"))
         elif status_known(region.status) and not has_product(region.status, gpu):
             excluded.append(Exclusion(name, "gpu", f"has no {gpu_wanted(gpu)}"))
+        elif status_known(region.status) and not holds_replica(region.status, spec):
+            excluded.append(
+                Exclusion(
+                    name, "fit", f"has no node that holds one replica (largest: {largest_node(region.status, gpu)})"
+                )
+            )
         else:
             qualifying.append(name)
         if name in never and name not in forbidden:
@@ -101,9 +109,18 @@ def _why_none(spec: ModelDeploymentSpec, regions: Mapping[str, Region], excluded
         if absent:
             return Problem("NoQualifyingRegion", f"no region carries {plural('jurisdiction', absent)}")
         return Problem("NoQualifyingRegion", f"no region carries all of {plural('jurisdiction', required)} together")
-    last = next(r for r in ("gpu", "cordoned", "excludeRegions", "untrusted", "allowList") if r in by_rule)
+    last = next(r for r in ("fit", "gpu", "cordoned", "excludeRegions", "untrusted", "allowList") if r in by_rule)
     names = ", ".join(by_rule[last])
     with_tags = f" with {plural('jurisdiction', required)}" if required else ""
+    if last == "fit":
+        largest = "; ".join(
+            f"{e.region}: {largest_node(regions[e.region].status, spec.resources.gpu)}"
+            for e in excluded
+            if e.rule == "fit"
+        )
+        return Problem(
+            "NoNodeFits", f"one replica requests {replica_size(spec).text}, more than any node holds ({largest})"
+        )
     if last == "gpu":
         return Problem("NoGpuProduct", f"no qualifying region has {gpu_wanted(spec.resources.gpu)} (checked: {names})")
     if last == "cordoned":

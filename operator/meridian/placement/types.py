@@ -20,6 +20,7 @@ ExclusionRule = Literal[
     "excludeRegions",
     "cordoned",
     "gpu",
+    "fit",
     "capacity",
     "failover",
     "weight",
@@ -105,7 +106,7 @@ class Move:
 class Exclusion:
     """A region that gets no replica, the rule responsible and a sentence a person can read.
 
-    Rules: residency, untrusted, allowList, excludeRegions, cordoned, gpu (the region does not qualify), and
+    Rules: residency, untrusted, allowList, excludeRegions, cordoned, gpu, fit (the region does not qualify), and
     for qualifying regions left empty: capacity, failover, weight (share rounds to 0), moving.
     """
 

@@ -58,14 +58,15 @@ def gpus_held(cached: Mapping[str, Any] | None) -> tuple[str, int]:
 
 
 def node(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """Labels, cordon, Ready (no timestamps) and GPU counts: what Region capacity reads."""
+    """Labels, cordon, Ready (no timestamps), GPU counts and allocatable CPU and memory (whether one
+    replica fits a node): what Region capacity reads."""
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     ready = [
         {"type": "Ready", "status": c.get("status")} for c in status.get("conditions") or [] if c.get("type") == "Ready"
     ]
     gpus = {
-        part: {GPU_RESOURCE: (status.get(part) or {})[GPU_RESOURCE]}
-        for part in ("capacity", "allocatable")
+        part: {k: v for k, v in (status.get(part) or {}).items() if k in keys}
+        for part, keys in (("capacity", {GPU_RESOURCE}), ("allocatable", {GPU_RESOURCE, "cpu", "memory"}))
         if GPU_RESOURCE in (status.get(part) or {})
     }
     return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from meridian.sync.quantity import parse_quantity
+from meridian.quantity import parse_quantity
 
 
 def _quantity(value: str) -> Decimal | None:
