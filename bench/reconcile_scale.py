@@ -162,6 +162,7 @@ def wait_quiet(op: OperatorProcess, quiet: float = COUNTS_EVERY + 1, timeout: fl
     longer than a Region's GPU counts may be held back."""
     start = time.monotonic()
     last, since = op.writes(), time.monotonic()
+    before = op.metric("meridian_api_writes_total")
     while time.monotonic() - start < timeout:
         time.sleep(1)
         now = op.writes()
@@ -169,7 +170,12 @@ def wait_quiet(op: OperatorProcess, quiet: float = COUNTS_EVERY + 1, timeout: fl
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet:
             return since - start
-    raise SystemExit(f"the operator still writes {timeout:.0f} s after every pod was Ready")
+    after = op.metric("meridian_api_writes_total")
+    kinds = {dict(k).get("kind", "?") + " " + dict(k).get("verb", "?"): v - before.get(k, 0) for k, v in after.items()}
+    raise SystemExit(
+        f"the operator still writes {timeout:.0f} s after every pod was Ready: "
+        f"{ {k: v for k, v in kinds.items() if v} }\n{op.log_tail(40)}"
+    )
 
 
 class ReadyPods(threading.Thread):

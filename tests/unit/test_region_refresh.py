@@ -139,3 +139,28 @@ async def test_gpus_taken_are_planned_at_once_and_written_at_most_every_counts_e
     kube.nodes = nodes[:1]  # a node gone is news: written at once, however recent the last write
     assert await kube.refresh(memory, {"n0": 2}, clock=101.0 + COUNTS_EVERY) == 1
     assert (kube.regions["gra"]["status"]["nodes"], kube.regions["gra"]["status"]["freeGpus"]) == (1, 6)
+
+
+async def test_a_crd_older_than_the_operator_does_not_make_it_write_forever() -> None:
+    """Helm leaves CRDs as they were on upgrade: the API server then prunes status fields the old
+    schema lacks, and the stored copy never matches what the operator computes."""
+
+    class OldCrd(FakeKube):
+        async def apply_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+            pruned = copy.deepcopy(status)
+            for pool in pruned.get("gpus", []):
+                pool.pop("shapes", None)
+            return await super().apply_status(kind, namespace, name, pruned)
+
+    gpu_node = node("n1", **{"node-restriction.kubernetes.io/region": "gra"})
+    gpu_node["status"] |= {
+        "capacity": {"nvidia.com/gpu": "8"},
+        "allocatable": {"nvidia.com/gpu": "8", "cpu": "192", "memory": "2Ti"},
+    }
+    kube = OldCrd({"gra": region("gra")}, [gpu_node])
+    memory = RegionMemory()
+    assert await kube.refresh(memory) == 1
+    assert "shapes" not in kube.regions["gra"]["status"]["gpus"][0]
+    assert await kube.refresh(memory, clock=100.0) == 0  # the cache now holds the pruned copy of our write
+    kube.nodes.append(node("n2", **{"node-restriction.kubernetes.io/region": "gra"}))
+    assert await kube.refresh(memory, clock=200.0) == 1  # a real change is still written

@@ -44,16 +44,18 @@ class RegionMemory:
     """What this process observed of each Region and wrote to its status, and the orphan region
     labels it has reported."""
 
-    # Region uid → (the resourceVersion the cache held when we wrote, what we wrote): until the cache
-    # moves past that version, it has not seen our write, and the write is what is current
-    written: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # Region uid → (the resourceVersions before and after our write, what we wrote). While the cache
+    # holds either, what we wrote is current: before, the cache has not seen our write; after, the
+    # stored copy is our write, but as the API server pruned it (a CRD older than the operator drops
+    # fields it does not know, and comparing with that copy would write again and again)
+    written: dict[str, tuple[frozenset[str], dict[str, Any]]] = field(default_factory=dict)
     orphans_reported: set[str] = field(default_factory=set)
     observed: dict[str, RegionObservedStatus] = field(default_factory=dict)  # name → as last computed
     last_write: dict[str, float] = field(default_factory=dict)  # name → when (monotonic) we last wrote it
 
     def current(self, region: Region) -> dict[str, Any]:
-        seen, status = self.written.get(region.metadata.uid, ("", {}))
-        return status if seen and seen == region.metadata.resource_version else region.status.wire()
+        versions, status = self.written.get(region.metadata.uid, (frozenset(), {}))
+        return status if region.metadata.resource_version in versions else region.status.wire()
 
     def planning(self, regions: Sequence[Region]) -> tuple[Region, ...]:
         """The Regions with the capacity observed at the last refresh, for the planner."""
@@ -141,8 +143,9 @@ async def refresh_regions(
             left = COUNTS_EVERY - since
             out.due_in = left if out.due_in is None else min(out.due_in, left)
             continue
-        await kube.apply_status("Region", "", region.name, status)
-        memory.written[region.metadata.uid] = (region.metadata.resource_version, status)
+        stored = await kube.apply_status("Region", "", region.name, status)
+        versions = {region.metadata.resource_version, str((stored.get("metadata") or {}).get("resourceVersion", ""))}
+        memory.written[region.metadata.uid] = (frozenset(versions - {""}), status)
         memory.last_write[region.name] = clock
         out.written += 1
         for cond in newly_bad(status["conditions"], old_conditions):
