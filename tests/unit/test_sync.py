@@ -99,6 +99,12 @@ def test_an_apply_the_api_server_refuses_stalls_with_its_message() -> None:
     flaky = sync(replace(base, apply_failure=ApplyFailure("Service/llm", 0, "timed out")))
     assert cond(flaky.status, "Stalled")["status"] == "False"
     assert cond(flaky.status, "Ready")["reason"] == "ApplyFailed"
+    # what server-side apply answers for a field the kind lacks (a free-form env valueFrom, say)
+    typed = "failed to create typed patch object (ns/llm-gra; apps/v1, Kind=Deployment): .spec...: field not declared"
+    untyped = sync(replace(base, apply_failure=ApplyFailure("Deployment/llm-gra", 500, typed)))
+    assert cond(untyped.status, "Stalled")["reason"] == "ApplyRejected"
+    overloaded = sync(replace(base, apply_failure=ApplyFailure("Service/llm", 500, "etcdserver: request timed out")))
+    assert cond(overloaded.status, "Stalled")["status"] == "False"
 
 
 def test_a_dotted_model_name_gets_valid_distinct_child_names() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,6 +38,23 @@ PLURALS: dict[tuple[str, str], str] = {
 CLUSTER_SCOPED = {"Node", "Namespace", "Region", "ClusterKopfPeering"}
 USER_AGENT = f"meridian/{__version__}"
 REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+# what a YAML double-quoted scalar cannot hold raw (C1 controls, line breaks YAML folds, BOM,
+# non-characters) or at all (lone surrogates); it takes \\uXXXX for any other BMP character
+_NOT_YAML_RAW = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return "\\ufffd" if "\ud800" <= char <= "\udfff" else f"\\u{ord(char):04x}"
+
+
+def apply_body(obj: Any) -> bytes:
+    """An apply body as UTF-8 JSON that the API server's YAML reader takes back unchanged: JSON's
+    own escapes of astral characters (surrogate pairs) are invalid YAML, so those go raw, and what
+    YAML cannot carry raw goes escaped."""
+    return _NOT_YAML_RAW.sub(_escape, json.dumps(obj, ensure_ascii=False)).encode()
 
 
 def retry_after(error: BaseException) -> float | None:
@@ -185,9 +203,11 @@ class Kube:
         return await self.request(
             "PATCH",
             path(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"], subresource),
-            body=obj,
+            body=apply_body(obj),
             query=[("fieldManager", field_manager), ("force", "true")],
-            content_type="application/apply-patch+yaml",
+            # with a parameter the client passes our bytes through instead of json.dumps-ing them;
+            # the API server drops it when it reads the patch type
+            content_type="application/apply-patch+yaml; charset=utf-8",
             kind=obj["kind"] + (f"/{subresource}" if subresource else ""),
         )
 

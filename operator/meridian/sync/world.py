@@ -13,6 +13,7 @@ from meridian.placement.claims import NodeClaims
 from meridian.placement.types import Hold
 
 ChildKey = tuple[str, str]  # (kind, name)
+TYPED_PATCH_FAILED = "failed to create typed patch object"
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,10 @@ class ApplyFailure:
 
     @property
     def permanent(self) -> bool:
-        """Refused for what the object is (forbidden, invalid): retrying the same write cannot help."""
-        return self.status in (400, 403, 422)
+        """Refused for what the object is (forbidden, invalid): retrying the same write cannot help.
+        Server-side apply answers 500 when the object has a field the kind's schema lacks (from a
+        spec's free-form part, such as an env valueFrom): that is the object too."""
+        return self.status in (400, 403, 422) or (self.status == 500 and TYPED_PATCH_FAILED in self.message)
 
 
 @dataclass(frozen=True)
