@@ -53,6 +53,13 @@ CASES = {
         "less than or equal to 1",
     ),
     "negative replicas": ({"replicas": -1}, "spec.replicas", "greater than or equal to 0"),
+    "cpu not a quantity": ({"resources": {"cpu": "eight"}}, "spec.resources.cpu", "must be a non-negative quantity"),
+    "empty shared memory": (
+        {"resources": {"sharedMemory": ""}},
+        "spec.resources.sharedMemory",
+        "must be a non-negative quantity",
+    ),
+    "negative memory": ({"resources": {"memory": -1}}, "spec.resources.memory", "must be a non-negative quantity"),
     "tensorrt-llm without tokenizer": (
         {"model": {"format": "tensorrt-llm"}},
         "spec.model.tokenizerUri",

@@ -121,6 +121,19 @@ class GpuResources(ApiModel):
     )
 
 
+# a Kubernetes quantity, checked by the API server (CEL's quantity library, Kubernetes 1.29+) so
+# that a typo is refused naming the field instead of surfacing later from the Deployment
+QUANTITY_SCHEMA: dict[str, Any] = {
+    "x-kubernetes-int-or-string": True,
+    "x-kubernetes-validations": [
+        cel(
+            "type(self) == int ? self >= 0 : isQuantity(self) && !quantity(self).isLessThan(quantity('0'))",
+            "must be a non-negative quantity such as 8, 500m or 64Gi",
+        )
+    ],
+}
+
+
 class Resources(ApiModel):
     """Compute for each replica."""
 
@@ -128,17 +141,17 @@ class Resources(ApiModel):
     cpu: Quantity = Field(
         default="8",
         description="CPU request and limit per replica.",
-        json_schema_extra={"x-kubernetes-int-or-string": True},
+        json_schema_extra=QUANTITY_SCHEMA,
     )
     memory: Quantity = Field(
         default="64Gi",
         description="Memory request and limit per replica.",
-        json_schema_extra={"x-kubernetes-int-or-string": True},
+        json_schema_extra=QUANTITY_SCHEMA,
     )
     shared_memory: Quantity = Field(
         default="8Gi",
         description="Size of /dev/shm (a memory-backed emptyDir).",
-        json_schema_extra={"x-kubernetes-int-or-string": True},
+        json_schema_extra=QUANTITY_SCHEMA,
     )
 
 

@@ -13,7 +13,9 @@ from meridian.placement.claims import NodeClaims
 from meridian.placement.types import Hold
 
 ChildKey = tuple[str, str]  # (kind, name)
-TYPED_PATCH_FAILED = "failed to create typed patch object"
+# server-side apply's 500s for an object its kind's schema cannot hold (a field it lacks, a value
+# it cannot convert): refusals of the object, whatever the status code says
+UNTYPED_OBJECT = ("failed to create typed patch object", "failed to convert new object")
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class ApplyFailure:
         """Refused for what the object is (forbidden, invalid): retrying the same write cannot help.
         Server-side apply answers 500 when the object has a field the kind's schema lacks (from a
         spec's free-form part, such as an env valueFrom): that is the object too."""
-        return self.status in (400, 403, 422) or (self.status == 500 and TYPED_PATCH_FAILED in self.message)
+        return self.status in (400, 403, 422) or (self.status == 500 and any(m in self.message for m in UNTYPED_OBJECT))
 
 
 @dataclass(frozen=True)
