@@ -31,3 +31,11 @@ def parse_quantity(text: str) -> Decimal:
     if suffix in _DECIMAL:
         return value.scaleb(_DECIMAL[suffix])
     return value.scaleb(int(suffix[1:]))
+
+
+def quantity_or_none(text: str | int) -> Decimal | None:
+    """The value of a quantity, or None for what is not one (left for the API server to judge)."""
+    try:
+        return parse_quantity(str(text))
+    except ValueError:
+        return None

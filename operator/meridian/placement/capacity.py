@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from meridian.api.modeldeployment import GpuResources, ModelDeploymentSpec
 from meridian.api.region import GpuPool, NodeShape, Region, RegionObservedStatus
-from meridian.quantity import parse_quantity
+from meridian.quantity import quantity_or_none
 
 TRACKED_RESOURCE = "nvidia.com/gpu"
 
@@ -67,16 +67,9 @@ class ReplicaSize:
         return shape.gpus >= self.gpus and _room(shape.cpu, self.cpu) and _room(shape.memory, self.memory)
 
 
-def _quantity(text: str | int) -> Decimal | None:
-    try:
-        return parse_quantity(str(text))
-    except ValueError:
-        return None
-
-
 def _room(have: str, need: Decimal | None) -> bool:
     """A node's allocatable `have` covers `need`; what cannot be read is taken to."""
-    value = _quantity(have)
+    value = quantity_or_none(have)
     return need is None or value is None or need <= value
 
 
@@ -84,7 +77,7 @@ def replica_size(spec: ModelDeploymentSpec) -> ReplicaSize:
     res = spec.resources
     gpus = spec.gpus_per_replica if res.gpu.resource_name == TRACKED_RESOURCE else 0
     text = f"{gpus} GPU{'' if gpus == 1 else 's'}, cpu {res.cpu}, memory {res.memory}"
-    return ReplicaSize(gpus, _quantity(res.cpu), _quantity(res.memory), text)
+    return ReplicaSize(gpus, quantity_or_none(res.cpu), quantity_or_none(res.memory), text)
 
 
 def describe_shape(product: str, shape: NodeShape) -> str:
@@ -100,11 +93,10 @@ def largest_node(status: RegionObservedStatus, gpu: GpuResources) -> str:
     return describe_shape(product, shape)
 
 
-def holds_replica(status: RegionObservedStatus, spec: ModelDeploymentSpec) -> bool:
+def holds_replica(status: RegionObservedStatus, gpu: GpuResources, size: ReplicaSize) -> bool:
     """Some node of an accepted product could run one replica once free; a pool that reports no
     shapes (a status written by an earlier version) is taken to."""
-    size = replica_size(spec)
-    pools = [p for p in status.gpus if pool_matches(p, spec.resources.gpu)]
+    pools = [p for p in status.gpus if pool_matches(p, gpu)]
     return any(not p.shapes or any(size.fits(s) for s in p.shapes) for p in pools)
 
 

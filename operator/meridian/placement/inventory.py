@@ -16,7 +16,7 @@ from typing import Any
 from meridian.api.base import Condition
 from meridian.api.region import NODE_REGION_LABEL, GpuPool, NodeShape, Region, RegionObservedStatus
 from meridian.placement.claims import NodeClaims, node_claims, protected, settable_keys
-from meridian.quantity import parse_quantity
+from meridian.quantity import quantity_or_none
 
 GPU_RESOURCE = "nvidia.com/gpu"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -134,13 +134,7 @@ def node_shape(node: Mapping[str, Any]) -> tuple[int, str, str]:
 
 
 def _size(shape: NodeShape) -> tuple[int, Decimal, Decimal]:
-    def value(q: str) -> Decimal:
-        try:
-            return parse_quantity(q)
-        except ValueError:
-            return Decimal(0)
-
-    return shape.gpus, value(shape.cpu), value(shape.memory)
+    return shape.gpus, quantity_or_none(shape.cpu) or Decimal(0), quantity_or_none(shape.memory) or Decimal(0)
 
 
 def region_status(

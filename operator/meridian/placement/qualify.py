@@ -59,6 +59,7 @@ def qualify(
     required = frozenset(placement.residency)
     allowed = {p.name for p in placement.regions}
     never = set(placement.exclude_regions)
+    size = replica_size(spec)
     lacks: dict[frozenset[str], str] = {}  # one sentence per missing set: many regions share it
     qualifying: list[str] = []
     excluded: list[Exclusion] = []
@@ -83,7 +84,7 @@ def qualify(
             excluded.append(Exclusion(name, "cordoned", "cordoned"))
         elif status_known(region.status) and not has_product(region.status, gpu):
             excluded.append(Exclusion(name, "gpu", f"has no {gpu_wanted(gpu)}"))
-        elif status_known(region.status) and not holds_replica(region.status, spec):
+        elif status_known(region.status) and not holds_replica(region.status, gpu, size):
             excluded.append(
                 Exclusion(
                     name, "fit", f"has no node that holds one replica (largest: {largest_node(region.status, gpu)})"

@@ -7,24 +7,16 @@ parse as quantities compare by value.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
-from meridian.quantity import parse_quantity
-
-
-def _quantity(value: str) -> Decimal | None:
-    try:
-        return parse_quantity(value)
-    except ValueError:
-        return None
+from meridian.quantity import quantity_or_none
 
 
 def _equal_scalars(desired: Any, live: Any) -> bool:
     if desired == live:
         return True
     if isinstance(desired, str | int) and isinstance(live, str | int) and not isinstance(desired, bool):
-        a, b = _quantity(str(desired)), _quantity(str(live))
+        a, b = quantity_or_none(str(desired)), quantity_or_none(str(live))
         return a is not None and a == b
     return False
 
