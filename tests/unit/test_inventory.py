@@ -145,3 +145,18 @@ def test_orphan_labels_are_read_from_the_protected_region_label() -> None:
         {"metadata": {"name": "c", "labels": {"node-restriction.kubernetes.io/region": "gra"}}},
     ]
     assert orphan_region_labels([region("gra")], nodes) == {"y": 1}
+
+
+def test_nodes_that_stop_being_ready_are_reported_apart_with_when() -> None:
+    """Not allocatable, but counted as notReady with the latest transition: a model may wait out a flap."""
+    nodes = [dict(n) for n in NODES]
+    rbx = [n for n in nodes if n["metadata"]["labels"]["topology.kubernetes.io/region"] == "rbx"]
+    for i, n in enumerate(rbx):
+        down = {"type": "Ready", "status": "False", "lastTransitionTime": f"2026-12-03T10:0{i}:00Z"}
+        n["status"] = {**n["status"], "conditions": [down]}
+    rbx[0]["spec"] = {**rbx[0].get("spec", {}), "unschedulable": True}  # cordoned: drained on purpose, not a flap
+    pool = region_status(region("rbx"), nodes, {}).gpus[0]
+    assert pool.allocatable == 0
+    per_node = pool.capacity // len(rbx)
+    assert pool.not_ready == per_node * (len(rbx) - 1)
+    assert pool.not_ready_since == f"2026-12-03T10:0{len(rbx) - 1}:00Z"

@@ -45,6 +45,24 @@ def test_what_no_region_can_fix_is_not_capacity(message: str) -> None:
     assert not is_capacity(message)
 
 
+UNNAMED = (
+    "0/81 nodes are available: 4 node(s) had untolerated taint(s), 77 node(s) didn't match Pod's node "
+    "affinity/selector." + PREEMPT
+)
+
+
+def test_an_unnamed_taint_on_nodes_not_ready_is_capacity() -> None:
+    """kube-scheduler 1.37 no longer names the taint: 4 tainted nodes in a region with 4 not Ready
+    are the node lifecycle controller's doing (a lost rack), so failover may help."""
+    assert is_capacity(UNNAMED, unready_nodes=4)
+    assert is_capacity(UNNAMED, unready_nodes=6)
+
+
+def test_an_unnamed_taint_on_more_nodes_than_are_not_ready_is_someones_taint() -> None:
+    assert not is_capacity(UNNAMED, unready_nodes=3)
+    assert not is_capacity(UNNAMED)
+
+
 def pending(name: str, region_name: str, message: str, since: str = "2001-01-01T00:00:00Z") -> dict[str, Any]:
     p = pod(name, region_name)
     p["status"]["conditions"] = [
@@ -111,3 +129,22 @@ def test_a_failover_wait_says_when_it_ends_so_the_model_is_looked_at_then() -> N
     # gra's room is not counted in GPUs here, so nothing will say it came back: the hold set now
     # ends (and gra is tried again) after hold_seconds, and the pass says so
     assert over.wake_in == pytest.approx(hold_seconds(md.spec.placement.failover))
+
+
+def test_pods_kept_off_nodes_not_ready_by_an_unnamed_taint_fail_over_not_stall() -> None:
+    """gra's 2 nodes are not Ready (as its Region status says): the scheduler's unnamed taint is the
+    node lifecycle controller's, so the replicas go to rbx once their wait is over."""
+    md = model(replicas=2, placement={"residency": ["EU"], "regions": [{"name": "gra"}, {"name": "rbx", "weight": 0}]})
+    gra = region("gra", ["EU"])
+    gra.status.nodes, gra.status.ready_nodes = 2, 0
+    message = (
+        "0/3 nodes are available: 2 node(s) had untolerated taint(s), 1 node(s) didn't match Pod's node "
+        "affinity/selector."
+    )
+    live = [deployment(md, "gra", 2, ready=0)]
+    waiting = [pending("a", "gra", message), pending("b", "gra", message)]
+    d = sync(world(md, [gra, region("rbx", ["EU"])], nodes_of(gra=2, rbx=1), live, waiting))
+    stalled = next(c for c in d.status["conditions"] if c["type"] == "Stalled")  # type: ignore[index]
+    assert stalled["status"] == "False"
+    moved = {o["metadata"]["labels"]["serving.meridian.dev/region"] for o in d.applies if o["kind"] == "Deployment"}
+    assert "rbx" in moved

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from meridian.api.modeldeployment import ModelDeploymentSpec
 from meridian.api.region import Region
+from meridian.placement.capacity import grace_ends_in
 from meridian.placement.plan import ANY_REGION, Observed, Plan, plan, split_by_weight
 
 pytestmark = pytest.mark.unit
@@ -380,3 +382,26 @@ def test_plan_is_deterministic_whatever_the_region_order() -> None:
     fleet = [region("gra", gpus=[(H100, 3, 0)]), region("rbx", gpus=[(H100, 5, 1)]), region("sbg")]
     s = spec(9, regions=[{"name": "gra", "weight": 3}, {"name": "rbx"}, {"name": "sbg", "weight": 2}])
     assert plan(s, fleet, Observed()) == plan(s, list(reversed(fleet)), Observed())
+
+
+def flapped(name: str, allocatable: int, not_ready: int, since: str, requested: int = 0) -> Region:
+    r = region(name, gpus=[(H100, allocatable, requested)])
+    pool = r.status.gpus[0]
+    pool.capacity, pool.not_ready, pool.not_ready_since = allocatable + not_ready, not_ready, since
+    return r
+
+
+DOWN_AT = datetime(2026, 12, 3, 10, 0, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(("down_for", "home"), [(5, 4), (25, 2)])
+def test_gpus_of_nodes_not_ready_count_until_the_failover_hold_has_passed(down_for: float, home: int) -> None:
+    """A node that flaps is not a region lost: within unschedulableSeconds (20 s) its GPUs still
+    count, so nothing spills; after it they do not, and the replicas beyond go elsewhere."""
+    fleet = [flapped("gra", 0, 8, "2026-12-03T10:00:00Z", requested=2), region("rbx", gpus=[(H100, 16, 0)])]
+    allow = [{"name": "gra", "weight": 1}, {"name": "rbx", "weight": 0}]
+    s = spec(4, regions=allow, failover={"unschedulableSeconds": 20})
+    p = plan(s, fleet, Observed(replicas={"gra": 2}, now=DOWN_AT + down_for))
+    assert p.replicas_by_region().get("gra") == home
+    assert sum(p.replicas_by_region().values()) == 4
+    assert grace_ends_in(fleet, s, DOWN_AT + down_for) == (15 if down_for < 20 else None)

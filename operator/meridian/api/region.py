@@ -77,6 +77,20 @@ class GpuPool(ApiModel):
     capacity: int = Field(default=0, description="GPUs on the region's nodes.")
     allocatable: int = Field(default=0, description="GPUs allocatable on Ready, schedulable nodes.")
     requested: int = Field(default=0, description="GPUs requested by pods scheduled here.")
+    not_ready: int = Field(
+        default=0,
+        alias="notReady",
+        description=(
+            "GPUs allocatable on nodes that were Ready and are not now (cordoned nodes aside). A model "
+            "still counts them for its failover.unschedulableSeconds after notReadySince: a node "
+            "that flaps is not a region lost."
+        ),
+    )
+    not_ready_since: str = Field(
+        default="",
+        alias="notReadySince",
+        description="When the last of those nodes stopped being Ready (RFC 3339); empty when none.",
+    )
     shapes: list[NodeShape] = Field(
         default_factory=list,
         description="The pool's node sizes, largest first: a model whose replica fits none of them is Stalled.",

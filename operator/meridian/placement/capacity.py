@@ -7,7 +7,9 @@ keeps using, so counting them stops a running model from evicting itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from meridian.api.modeldeployment import GpuResources, ModelDeploymentSpec
@@ -100,17 +102,53 @@ def holds_replica(status: RegionObservedStatus, gpu: GpuResources, size: Replica
     return any(not p.shapes or any(size.fits(s) for s in p.shapes) for p in pools)
 
 
-def free_gpus(status: RegionObservedStatus, gpu: GpuResources) -> int:
-    return sum(max(0, p.allocatable - p.requested) for p in status.gpus if pool_matches(p, gpu))
+def seconds(timestamp: str) -> float | None:
+    """An RFC 3339 timestamp as seconds since the epoch; None if empty or unreadable."""
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() if timestamp else None
+    except ValueError:
+        return None
 
 
-def region_capacity(region: Region, spec: ModelDeploymentSpec, running: int) -> Capacity:
-    """Capacity for `spec` in `region`, counting `running` of its own scheduled replicas as usable."""
+def in_grace(pool: GpuPool, now: float, grace: float) -> bool:
+    """The pool's not-Ready nodes went down less than `grace` seconds ago: still counted."""
+    since = seconds(pool.not_ready_since)
+    return pool.not_ready > 0 and since is not None and now > 0 and now - since < grace
+
+
+def free_gpus(status: RegionObservedStatus, gpu: GpuResources, now: float = 0.0, grace: float = 0.0) -> int:
+    """Free GPUs of accepted pools, those of nodes not Ready for less than `grace` included."""
+    return sum(
+        max(0, p.allocatable + (p.not_ready if in_grace(p, now, grace) else 0) - p.requested)
+        for p in status.gpus
+        if pool_matches(p, gpu)
+    )
+
+
+def grace_ends_in(regions: Iterable[Region], spec: ModelDeploymentSpec, now: float) -> float | None:
+    """Seconds until the first not-Ready pool this model still counts stops being counted: no event
+    says so, so the caller looks again then."""
+    grace = float(spec.placement.failover.unschedulable_seconds)
+    ends = [
+        since + grace - now
+        for r in regions
+        for p in r.status.gpus
+        if pool_matches(p, spec.resources.gpu) and in_grace(p, now, grace)
+        for since in [seconds(p.not_ready_since)]
+        if since is not None
+    ]
+    return min(ends) if ends else None
+
+
+def region_capacity(region: Region, spec: ModelDeploymentSpec, running: int, now: float = 0.0) -> Capacity:
+    """Capacity for `spec` in `region`, counting `running` of its own scheduled replicas as usable, and
+    GPUs of nodes not Ready for less than failover.unschedulableSeconds (a flap, not a loss: replicas
+    placed there wait Pending, and that wait is what failover times)."""
     gpu = spec.resources.gpu
     per_replica = spec.gpus_per_replica
     if gpu.resource_name != TRACKED_RESOURCE:
         return Capacity(None, gpus_per_replica=per_replica, unknown_because=f"{gpu.resource_name} is not tracked")
     if not status_known(region.status):
         return Capacity(None, gpus_per_replica=per_replica, unknown_because="Region status not reported yet")
-    free = free_gpus(region.status, gpu)
+    free = free_gpus(region.status, gpu, now, float(spec.placement.failover.unschedulable_seconds))
     return Capacity(free // per_replica + running, free, per_replica, running)

@@ -1,9 +1,11 @@
 """Region capacity from the nodes that match each Region's nodeSelector (pure).
 
 What the planner knows about free GPUs comes only from here: allocatable GPUs of Ready, schedulable
-nodes, minus what scheduled, unfinished pods request. The conditions say whether the Region can be
-trusted at all: Ready is False while another Region selects one of its nodes, and SelectorProtected
-is False while its selector uses only labels a kubelet can set on its own Node.
+nodes, minus what scheduled, unfinished pods request; and, apart, the GPUs of nodes that stopped
+being Ready, with when, so that a model can wait out a flap before it believes them lost. The
+conditions say whether the Region can be trusted at all: Ready is False while another Region
+selects one of its nodes, and SelectorProtected is False while its selector uses only labels a
+kubelet can set on its own Node.
 """
 
 from __future__ import annotations
@@ -46,6 +48,17 @@ def schedulable(node: Mapping[str, Any]) -> bool:
         if cond.get("type") == "Ready":
             return bool(cond.get("status") == "True")
     return False
+
+
+def not_ready_since(node: Mapping[str, Any]) -> str:
+    """When an uncordoned node's Ready condition turned False or Unknown; '' if it is Ready, cordoned
+    or has never reported (a node that never was Ready is not capacity lost)."""
+    if node.get("spec", {}).get("unschedulable"):
+        return ""
+    for cond in node.get("status", {}).get("conditions") or []:
+        if cond.get("type") == "Ready" and cond.get("status") != "True":
+            return str(cond.get("lastTransitionTime") or "")
+    return ""
 
 
 def _int(value: Any) -> int:
@@ -162,8 +175,13 @@ def region_status(
         product = labels.get(PRODUCT_LABEL, "unknown")
         pool = pools.setdefault(product, GpuPool(product=product, memoryMiB=_int(labels.get(MEMORY_LABEL, 0))))
         pool.capacity += capacity
+        allocatable = _int((node.get("status", {}).get("allocatable") or {}).get(GPU_RESOURCE, 0))
+        since = "" if ok else not_ready_since(node)
         if ok:
-            pool.allocatable += _int((node.get("status", {}).get("allocatable") or {}).get(GPU_RESOURCE, 0))
+            pool.allocatable += allocatable
+        elif since:
+            pool.not_ready += allocatable
+            pool.not_ready_since = max(pool.not_ready_since, since)
         pool.requested += requested.get(node["metadata"]["name"], 0)
         shapes[product][node_shape(node)] += 1
     for product, pool in pools.items():

@@ -58,11 +58,13 @@ def gpus_held(cached: Mapping[str, Any] | None) -> tuple[str, int]:
 
 
 def node(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """Labels, cordon, Ready (no timestamps), GPU counts and allocatable CPU and memory (whether one
-    replica fits a node): what Region capacity reads."""
+    """Labels, cordon, Ready (with when it last changed, not the heartbeats), GPU counts and
+    allocatable CPU and memory (whether one replica fits a node): what Region capacity reads."""
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     ready = [
-        {"type": "Ready", "status": c.get("status")} for c in status.get("conditions") or [] if c.get("type") == "Ready"
+        {"type": "Ready", "status": c.get("status"), "lastTransitionTime": c.get("lastTransitionTime")}
+        for c in status.get("conditions") or []
+        if c.get("type") == "Ready"
     ]
     gpus = {
         part: {k: v for k, v in (status.get(part) or {}).items() if k in keys}

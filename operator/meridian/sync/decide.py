@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
+from meridian.api.region import Region
+from meridian.placement.capacity import grace_ends_in
 from meridian.placement.failover import next_change
 from meridian.placement.plan import Plan, plan
-from meridian.placement.types import Problem
+from meridian.placement.types import Hold, Observed, Problem
 from meridian.render.children import children
 from meridian.render.names import label_value
 from meridian.runtime.validate import spec_problems as runtime_spec_problems
@@ -23,7 +25,7 @@ from meridian.sync.decision import Decision, Eviction, Note, Prune, Record
 from meridian.sync.evictions import evictions, namespace_mismatch, region_of_child, untrusted_regions
 from meridian.sync.insync import in_sync
 from meridian.sync.observe import observe
-from meridian.sync.pending import pending_problems
+from meridian.sync.pending import pending_problems, unready_nodes
 from meridian.sync.residency import Proof, prove, required_tags
 from meridian.sync.stall import newly_stalled, pod_problems
 from meridian.sync.status import build_status, same_status
@@ -69,7 +71,8 @@ def sync(world: World) -> Decision:
     evicted = evictions(md, deployments, proof, world.pods, regions, untrusted, ns_tag, names)
     gone = {e.name for e in evicted if e.kind == "Deployment"}
     remaining = [d for d in deployments if d["metadata"]["name"] not in gone]
-    obs = observe(remaining, world.pods, names)
+    unready = unready_nodes(regions)
+    obs = observe(remaining, world.pods, names, unready)
     notes, records = _eviction_reports(evicted, proof, required)
 
     problems: list[Problem] = []
@@ -107,7 +110,7 @@ def sync(world: World) -> Decision:
     if world.apply_failure is not None:
         f = world.apply_failure
         problems.insert(0, Problem("ApplyRejected" if f.permanent else "ApplyFailed", f"{f.object}: {f.message}"))
-    failing = [*pod_problems(world.pods), *pending_problems(world.pods)] if not problems else []
+    failing = [*pod_problems(world.pods), *pending_problems(world.pods, unready)] if not problems else []
     stalled = [x for x in problems if x.reason != "ApplyFailed"] + failing
     if stalled and newly_stalled(md, stalled[0].reason):
         notes += [Note(x.reason, x.message, warning=True) for x in stalled]
@@ -135,8 +138,20 @@ def sync(world: World) -> Decision:
         held=held,
         regions=frozenset({t.region for t in p.targets} | set(obs.regions)),
         satisfied=satisfied and not problems,
-        wake_in=next_change(md.spec.placement.failover, observed, held or {}),
+        wake_in=_wake_in(md, regions, observed, held or {}),
     )
+
+
+def _wake_in(
+    md: ModelDeployment, regions: Sequence[Region], observed: Observed, held: Mapping[str, Hold]
+) -> float | None:
+    """When the clock alone changes this model's plan: a failover wait or hold ends, or nodes that
+    stopped being Ready have been down for unschedulableSeconds and stop counting as capacity."""
+    if not md.spec.placement.failover.enabled:
+        return None
+    ends = [next_change(md.spec.placement.failover, observed, held), grace_ends_in(regions, md.spec, observed.now)]
+    left = [t for t in ends if t is not None]
+    return min(left) if left else None
 
 
 def _refuse_namespace(md: ModelDeployment, world: World) -> Decision:

@@ -66,8 +66,10 @@ def observe(
     deployments: Iterable[Mapping[str, Any]],
     pods: Iterable[Mapping[str, Any]],
     region_names: Mapping[str, str] | None = None,
+    unready: Mapping[str, int] | None = None,
 ) -> Observation:
-    """`region_names` maps region label values back to Region names (long names are hashed)."""
+    """`region_names` maps region label values back to Region names (long names are hashed);
+    `unready` counts each region's nodes not Ready, by label value (see `is_capacity`)."""
     names = region_names or {}
     regions: dict[str, dict[str, Any]] = {}
     for d in deployments:
@@ -92,7 +94,9 @@ def observe(
         label = pod.get("metadata", {}).get("labels", {}).get(REGION_LABEL, "")
         region = names.get(label, label)
         cond = unschedulable_condition(pod)
-        if region not in regions or cond is None or not is_capacity(str(cond.get("message") or "")):
+        if cond is None or region not in regions:
+            continue
+        if not is_capacity(str(cond.get("message") or ""), (unready or {}).get(label, 0)):
             continue  # a pod no region could place (a missing claim, say) is a Problem, not a shortfall
         entry = regions[region]
         entry["unschedulable"] += 1
