@@ -312,3 +312,75 @@ def test_engine_mismatch_in_a_pod_stalls_with_its_message(mdeps: Mdeps) -> None:
         lambda: "EngineMismatch" in {e.reason for e in mdeps.events("llm") if e.type == "Warning"},
         timeout=10,
     )
+
+
+def test_a_namespace_being_deleted_gets_no_new_children_and_no_alarm(
+    mdeps: Mdeps, operator: OperatorProcess, k8s: client.ApiClient
+) -> None:
+    """While a namespace is deleted, a model can outlive its children for a while (here, an admission
+    policy of the test's own refuses to delete it): re-creating them is refused with 403, which is no
+    problem of the model's. No Stalled, no warnings; the operator says so at info level."""
+    mdeps.create("llm", spec(replicas=1))
+    mdeps.wait_condition("llm", "Ready")
+    admission = client.AdmissionregistrationV1Api(k8s)
+    name = f"keep-models-{mdeps.ns}"
+    admission.create_validating_admission_policy(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [GROUP],
+                            "apiVersions": ["*"],
+                            "operations": ["DELETE"],
+                            "resources": [PLURAL],
+                        }
+                    ]
+                },
+                "validations": [{"expression": "false", "message": "kept by the test"}],
+            },
+        }
+    )
+    admission.create_validating_admission_policy_binding(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": mdeps.ns}}},
+            },
+        }
+    )
+    log_start = operator.log.stat().st_size
+    try:
+        wait_for(
+            "the policy in force",
+            lambda: _refused(
+                lambda: mdeps.co.delete_namespaced_custom_object(GROUP, VERSION, mdeps.ns, PLURAL, "llm", dry_run="All")
+            ),
+        )
+        mdeps.core.delete_namespace(mdeps.ns)
+        wait_for("the children gone", lambda: not mdeps.deployments("llm"), timeout=90)
+        wait_for(
+            "the operator noticing the namespace is being deleted",
+            lambda: "namespace is being deleted" in operator.log.read_bytes()[log_start:].decode(errors="replace"),
+        )
+        assert not mdeps.get("llm")["metadata"].get("deletionTimestamp")
+        stalled = mdeps.condition("llm", "Stalled")
+        assert stalled is not None and stalled["status"] == "False", stalled
+        said = operator.log.read_bytes()[log_start:].decode(errors="replace")
+        assert '"level": "warning"' not in said and '"level": "error"' not in said, said[-2000:]
+    finally:
+        admission.delete_validating_admission_policy_binding(name)
+        admission.delete_validating_admission_policy(name)
+
+
+def _refused(call: Any) -> bool:
+    """True once the API server refuses the call by admission (422 or 403), not for lack of the object."""
+    try:
+        call()
+    except client.ApiException as e:
+        return e.status in (403, 422)
+    return False

@@ -100,6 +100,10 @@ async def reconcile(
             await kube.delete(prune.api_version, prune.kind, md.metadata.namespace, prune.name)
     except (ApiException, TimeoutError, OSError) as e:
         failure = _failure(e, out, decision)
+        if failure.status == 403 and NAMESPACE_TERMINATING in failure.message:
+            # the namespace is being deleted, the model with it: nothing to create, nothing to report
+            log.info("namespace is being deleted; nothing created", object=failure.object)
+            return out
         log.warning("write failed", object=failure.object, status=failure.status, error=failure.message)
         again = sync(_with_failure(world, failure))
         await _write_status(kube, md, again)
@@ -113,6 +117,10 @@ async def reconcile(
     await _write_status(kube, md, decision)
     await _report(kube, md, decision, log)
     return out
+
+
+# the NamespaceLifecycle admission plugin's refusal of new objects in a namespace being deleted
+NAMESPACE_TERMINATING = "because it is being terminated"
 
 
 async def evict(kube: Kube, md: ModelDeployment, decision: Decision, log: Any) -> None:
