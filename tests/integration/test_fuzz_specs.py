@@ -199,7 +199,14 @@ def test_every_accepted_spec_settles_and_the_operator_survives(
                 states = [
                     (p.status.phase, [(c.type, c.status, c.reason) for c in p.status.conditions or []]) for p in pods
                 ]
-                unsettled.append((batch[int(n[3:])], by_name[n].get("status", {}).get("conditions"), states))
+                deps = [
+                    (d.metadata.name, d.metadata.generation, d.status.observed_generation, d.status.ready_replicas)
+                    for d in client.AppsV1Api(k8s)
+                    .list_namespaced_deployment(ns, label_selector=f"serving.meridian.dev/model-deployment={n}")
+                    .items
+                ]
+                said = [line for line in operator.log_tail(400).splitlines() if f'"{n}"' in line and ns in line]
+                unsettled.append((batch[int(n[3:])], by_name[n].get("status"), states, deps, said[-5:]))
         wait_gone(core, ns)
 
     counts = {
