@@ -100,7 +100,7 @@ async def reconcile(
             await kube.delete(prune.api_version, prune.kind, md.metadata.namespace, prune.name)
     except (ApiException, TimeoutError, OSError) as e:
         failure = _failure(e, out, decision)
-        if failure.status == 403 and NAMESPACE_TERMINATING in failure.message:
+        if namespace_going(failure, md.metadata.namespace):
             # the namespace is being deleted, the model with it: nothing to create, nothing to report
             log.info("namespace is being deleted; nothing created", object=failure.object)
             return out
@@ -119,8 +119,12 @@ async def reconcile(
     return out
 
 
-# the NamespaceLifecycle admission plugin's refusal of new objects in a namespace being deleted
-NAMESPACE_TERMINATING = "because it is being terminated"
+def namespace_going(failure: ApplyFailure, namespace: str) -> bool:
+    """The write was refused because the model's namespace is being deleted (NamespaceLifecycle's 403)
+    or is gone already (404 for the namespace itself, not for the object)."""
+    if failure.status == 403:
+        return "because it is being terminated" in failure.message
+    return failure.status == 404 and f'namespaces "{namespace}" not found' in failure.message
 
 
 async def evict(kube: Kube, md: ModelDeployment, decision: Decision, log: Any) -> None:

@@ -129,9 +129,12 @@ async def refresh_regions(
     clock = time.monotonic() if clock is None else clock
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     out = Refresh()
-    observed: dict[str, RegionObservedStatus] = {}
+    # the planner gets the new capacity before any write: a model's reconcile counts its own pods from
+    # the cache as they are now, and capacity as old as the slowest Region write made it move
+    # replicas back and forth while hundreds of its pods were being scheduled
+    observed = {region.name: region_status(region, nodes, requested, claims) for region in regions}
+    memory.observed = observed
     for region in regions:
-        observed[region.name] = region_status(region, nodes, requested, claims)
         status = observed[region.name].wire()
         current = memory.current(region)
         old_conditions: list[dict[str, Any]] = current.get("conditions", [])
@@ -161,5 +164,4 @@ async def refresh_regions(
                 region_label=label,
                 nodes=count,
             )
-    memory.observed = observed
     return out
