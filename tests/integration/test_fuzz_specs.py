@@ -11,7 +11,8 @@ small). A model whose pods the simulated scheduler has not looked at yet (a mode
 replicas in the same batch keeps it busy) has had the operator do its part, and is counted apart
 as SchedulerBehind. The counts are printed as one JSON line.
 
-MERIDIAN_FUZZ_SPECS (default 1000, about 4 minutes here; the issue's 10,000 take about 40) and
+MERIDIAN_FUZZ_SPECS (default 1000, about 4 minutes here; the issue's 10,000 take about 40, past the
+suite's 600 s per test, so run them with `--timeout=0`) and
 MERIDIAN_FUZZ_SEED (default 0) set how many and which. The draw is reproducible for a seed in a
 process of its own, not inside a pytest session (hypothesis' state there depends on what ran
 before), so an unsettled model is reported with its whole spec.
