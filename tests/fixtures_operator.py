@@ -169,6 +169,29 @@ class Mdeps:
     def events(self, name: str) -> list[Any]:
         return list(self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}").items)
 
+    def explain(self, name: str, operator: OperatorProcess | None = None) -> dict[str, Any]:
+        """What a failing test reports about a model that did not settle: its status, its
+        Deployments' generations and ready counts, its pods' phases and conditions, and what the
+        operator logged about it."""
+        sel = f"serving.meridian.dev/model-deployment={name}"
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=sel).items
+        deps = self.apps.list_namespaced_deployment(self.ns, label_selector=sel).items
+        said = []
+        if operator is not None:
+            said = [line for line in operator.log_tail(2000).splitlines() if f'"{name}"' in line and self.ns in line]
+        return {
+            "status": self.get(name).get("status"),
+            "deployments": [
+                (d.metadata.name, d.metadata.generation, d.status.observed_generation, d.status.ready_replicas)
+                for d in deps
+            ],
+            "pods": [
+                (p.metadata.name, p.status.phase, [(c.type, c.status, c.reason) for c in p.status.conditions or []])
+                for p in pods
+            ],
+            "operator_said": said[-5:],
+        }
+
 
 @pytest.fixture
 def mdeps(k8s: client.ApiClient, namespace: str, operator: OperatorProcess) -> Mdeps:

@@ -41,12 +41,13 @@ A100 = {"gpu": {"products": ["A100-SXM4-80GB"]}}
 HOMES = ["rbx", "par", "rbx", "par", "gra"]
 
 
-def ready_models(m: Mdeps) -> int:
+def ready_models(m: Mdeps) -> set[str]:
     items = m.co.list_namespaced_custom_object(GROUP, VERSION, m.ns, PLURAL)["items"]
-    return sum(
-        any(c["type"] == "Ready" and c["status"] == "True" for c in (i.get("status") or {}).get("conditions", []))
+    return {
+        i["metadata"]["name"]
         for i in items
-    )
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in (i.get("status") or {}).get("conditions", []))
+    }
 
 
 def children_by_owner(m: Mdeps) -> tuple[Counter[tuple[str, str]], list[str]]:
@@ -205,7 +206,7 @@ class Throttle(Fault):
         )
 
     def end(self) -> dict[str, Any]:
-        rejected, during = self.rejected(), ready_models(self.models)
+        rejected, during = self.rejected(), len(ready_models(self.models))
         assert rejected > 0, "the throttle never refused a request of the operator's: it tested nothing"
         flow = client.FlowcontrolApiserverV1Api(self.eu.api)
         flow.delete_flow_schema(THROTTLE)
@@ -244,8 +245,10 @@ def test_a_fault_mid_convergence_the_fleet_still_converges_exactly(
         report = fault.end()
         t0 = time.monotonic()
         bound = BASELINE.get("none", 60.0) + FAULT_COST_SECONDS if name != "none" else 120.0
-        while ready_models(eu_mdeps) < MODELS:
-            assert time.monotonic() - t0 < bound, f"{ready_models(eu_mdeps)}/{MODELS} Ready after {bound:.0f}s"
+        while len(ready := ready_models(eu_mdeps)) < MODELS:
+            if time.monotonic() - t0 > bound:
+                stuck = [eu_mdeps.explain(n, eu.operator) for n in names if n not in ready]
+                pytest.fail(f"{len(ready)}/{MODELS} Ready after {bound:.0f}s; not Ready: {stuck[:3]}")
             assert eu.operator.proc.poll() is None, "the operator died:\n" + eu.operator.log_tail()
             time.sleep(0.5)
         recovered = time.monotonic() - t0

@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from tests.fixtures_cluster import fresh_namespace
-from tests.fixtures_operator import GROUP, PLURAL, VERSION, OperatorProcess
+from tests.fixtures_operator import GROUP, PLURAL, VERSION, Mdeps, OperatorProcess
 from tests.openapi_strategies import from_openapi
 
 pytestmark = pytest.mark.integration
@@ -180,7 +180,7 @@ def test_every_accepted_spec_settles_and_the_operator_survives(
     accepted = [s for s, f in zip(specs, verdicts, strict=True) if f is None]
 
     outcomes: Counter[str] = Counter()
-    unsettled: list[tuple[dict[str, Any], Any, Any]] = []
+    unsettled: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for batch in chunks(accepted, BATCH):
         with fresh_namespace(k8s, "t-fz-") as ns:
             for i, spec in enumerate(batch):
@@ -194,25 +194,16 @@ def test_every_accepted_spec_settles_and_the_operator_survives(
                 time.sleep(1)
             assert operator.proc.poll() is None, f"operator exited ({operator.proc.returncode}):\n{operator.log_tail()}"
             outcomes.update(o for o in settled.values() if o)
-            by_name = {i["metadata"]["name"]: i for i in items}
+            models = Mdeps(k8s, ns)
             for n in [n for n, o in settled.items() if o is None]:
-                pods = core.list_namespaced_pod(ns, label_selector=f"serving.meridian.dev/model-deployment={n}").items
-                states = [
-                    (p.status.phase, [(c.type, c.status, c.reason) for c in p.status.conditions or []]) for p in pods
-                ]
-                deps = [
-                    (d.metadata.name, d.metadata.generation, d.status.observed_generation, d.status.ready_replicas)
-                    for d in client.AppsV1Api(k8s)
-                    .list_namespaced_deployment(ns, label_selector=f"serving.meridian.dev/model-deployment={n}")
-                    .items
-                ]
-                if pods and all(p.status.phase == "Pending" and not p.status.conditions for p in pods):
+                explained = models.explain(n, operator)
+                pods = explained["pods"]
+                if pods and all(phase == "Pending" and not conditions for _, phase, conditions in pods):
                     # the operator has done its part and says so; the simulated scheduler has not yet
                     # looked at these pods (a model of hundreds of replicas in the batch keeps it busy)
                     outcomes["SchedulerBehind"] += 1
                     continue
-                said = [line for line in operator.log_tail(400).splitlines() if f'"{n}"' in line and ns in line]
-                unsettled.append((batch[int(n[3:])], by_name[n].get("status"), states, deps, said[-5:]))
+                unsettled.append((batch[int(n[3:])], explained))
         wait_gone(core, ns)
 
     counts = {

@@ -19,6 +19,20 @@ from meridian.log import get as get_logger
 from meridian.reconcile.metrics import serve
 
 
+def loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Python 3.11 cannot close an async generator whose pending `__anext__()` was closed with the
+    coroutine awaiting it (CPython gh-117881, fixed in 3.13): the garbage collector's `aclose()`
+    then fails with "already running", and asyncio logs that as an unretrieved task error. It
+    happens rarely in kopf's watch streams as a namespace is deleted, and costs nothing but the
+    generator's own clean-up, so it is a warning; every other loop error goes to asyncio's handler."""
+    task, error = context.get("future"), context.get("exception")
+    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    if isinstance(error, RuntimeError) and type(coro).__name__ == "async_generator_athrow":
+        get_logger("meridian.run").warning("an abandoned async generator could not be closed", error=str(error))
+        return
+    loop.default_exception_handler(context)
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     for flag, field in [
@@ -37,6 +51,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None:
     import meridian.reconcile.handlers  # noqa: F401  registers the handlers
+
+    asyncio.get_running_loop().set_exception_handler(loop_exception)
 
     await kopf.operator(
         clusterwide=not settings.namespaces,
