@@ -21,7 +21,7 @@ def test_render_prints_every_child_for_the_fleet(capsys: pytest.CaptureFixture[s
     assert ("Deployment", regional_name("llama-3-8b", "gra")) in kinds
     assert ("ConfigMap", "llama-3-8b-model-repository") in kinds
     deployments = [d for d in docs if d["kind"] == "Deployment"]
-    assert sum(d["spec"]["replicas"] for d in deployments) == 2
+    assert sum(d["spec"]["replicas"] for d in deployments) == 3
     assert all(d["metadata"]["labels"]["serving.meridian.dev/region"] in {"gra", "rbx"} for d in deployments)
 
 
