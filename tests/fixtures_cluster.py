@@ -99,6 +99,20 @@ def namespace(k8s: client.ApiClient) -> Iterator[str]:
         yield name
 
 
+def wait_namespace_gone(core: client.CoreV1Api, ns: str, timeout: float = 180) -> None:
+    """Until a deleted namespace has gone: what it held no longer loads the cluster for what follows."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespace(ns)
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        time.sleep(0.5)
+    pytest.fail(f"namespace {ns} still there {timeout:.0f}s after its deletion")
+
+
 @contextlib.contextmanager
 def fresh_namespace(api: client.ApiClient, prefix: str) -> Iterator[str]:
     """Create `<prefix><random>`, wait for its default ServiceAccount (pods need it), delete it after."""

@@ -35,7 +35,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tests.fixtures_cluster import fresh_namespace
+from tests.fixtures_cluster import fresh_namespace, wait_namespace_gone
 from tests.fixtures_operator import GROUP, PLURAL, VERSION, Mdeps, OperatorProcess
 from tests.openapi_strategies import from_openapi
 
@@ -147,19 +147,6 @@ def chunks(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, An
         yield items[i : i + size]
 
 
-def wait_gone(core: client.CoreV1Api, ns: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespace(ns)
-        except ApiException as e:
-            if e.status == 404:
-                return
-            raise
-        time.sleep(0.5)
-    pytest.fail(f"namespace {ns} still there {timeout}s after its batch")
-
-
 def operator_errors(op: OperatorProcess, since: int) -> list[str]:
     """Error-level lines the operator logged since byte `since`: a handler that failed unexpectedly."""
     text = op.log.read_bytes()[since:].decode(errors="replace")
@@ -204,7 +191,7 @@ def test_every_accepted_spec_settles_and_the_operator_survives(
                     outcomes["SchedulerBehind"] += 1
                     continue
                 unsettled.append((batch[int(n[3:])], explained))
-        wait_gone(core, ns)
+        wait_namespace_gone(core, ns)
 
     counts = {
         "generated": len(specs),

@@ -368,6 +368,17 @@ def test_a_namespace_being_deleted_gets_no_new_children_and_no_alarm(
             lambda: "namespace is being deleted" in operator.log.read_bytes()[log_start:].decode(errors="replace"),
         )
         assert not mdeps.get("llm")["metadata"].get("deletionTimestamp")
+        # reconciles the model is given from now on touch nothing: its namespace is going
+        skipped = operator.metric("meridian_reconciles_total").get((("result", "namespace_terminating"),), 0.0)
+        for i in range(3):
+            mdeps.patch("llm", {"metadata": {"labels": {"touched": str(i)}}})
+        wait_for(
+            "the touches reconciled without a write",
+            lambda: (
+                operator.metric("meridian_reconciles_total").get((("result", "namespace_terminating"),), 0.0)
+                >= skipped + 1
+            ),
+        )
         stalled = mdeps.condition("llm", "Stalled")
         assert stalled is not None and stalled["status"] == "False", stalled
         said = [
@@ -377,6 +388,7 @@ def test_a_namespace_being_deleted_gets_no_new_children_and_no_alarm(
         ]
         loud = [line for line in said if '"level": "warning"' in line or '"level": "error"' in line]
         assert not loud, loud[:3]
+        assert sum("namespace is being deleted" in line for line in said) == 1, said[-5:]
     finally:
         admission.delete_validating_admission_policy_binding(name)
         admission.delete_validating_admission_policy(name)

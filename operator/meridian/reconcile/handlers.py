@@ -66,6 +66,9 @@ class State:
         self.candidates: dict[ModelKey, tuple[frozenset[str] | None, frozenset[str]]] = {}
         # the planner's failover memory per model; losing it on restart costs one early retry
         self.held: dict[ModelKey, Mapping[str, Hold]] = {}
+        # namespace → when (UTC, RFC 3339) a write there met NamespaceLifecycle: its models created
+        # before then go with it, and reconciling them as their children are deleted creates nothing
+        self.terminating: dict[str, str] = {}
         self.autoscalers = Autoscalers(prometheus_url=settings.prometheus_url)
         # bounded concurrency: a Region change that requeues every model must not open a request storm
         self.slots = asyncio.Semaphore(max(1, settings.max_concurrent_reconciles))
@@ -98,6 +101,8 @@ class State:
         self.candidates.pop(key, None)
         self.held.pop(key, None)
         self.autoscalers.forget(key)
+        if self.terminating.get(key[0]) and not any(k[0] == key[0] for k in self.models):
+            del self.terminating[key[0]]
         lock = self.locks.get(key)
         if lock is not None and not lock.locked():
             del self.locks[key]
@@ -133,6 +138,10 @@ async def reconcile_now(st: State, body: Any) -> None:
     allow = frozenset(r.get("name", "") for r in placement.get("regions") or []) or None
     st.candidates[key] = (allow, frozenset(placement.get("excludeRegions") or []))
     async with st.lock(key), st.slots:
+        since = st.terminating.get(key[0])
+        if since is not None and str(body["metadata"].get("creationTimestamp") or "") < since:
+            RECONCILES.labels("namespace_terminating").inc()
+            return  # its namespace is being deleted, the model with it
         with RECONCILE_SECONDS.time():
             try:
                 regions = st.region_memory.planning(st.caches.region_list())
@@ -141,6 +150,9 @@ async def reconcile_now(st: State, body: Any) -> None:
                 RECONCILES.labels("error").inc()
                 raise
         RECONCILES.labels("ok").inc()
+    if outcome.namespace_going:
+        st.terminating[key[0]] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return
     if outcome.held is not None:
         st.held[key] = outcome.held
     if outcome.satisfied:

@@ -37,6 +37,7 @@ class Outcome:
     decision: Decision | None = None
     applied: list[str] = field(default_factory=list)
     held: Mapping[str, Hold] | None = None
+    namespace_going: bool = False  # a write was refused: the namespace is being deleted
 
     @property
     def satisfied(self) -> bool:
@@ -103,6 +104,7 @@ async def reconcile(
         if namespace_going(failure, md.metadata.namespace):
             # the namespace is being deleted, the model with it: nothing to create, nothing to report
             log.info("namespace is being deleted; nothing created", object=failure.object)
+            out.namespace_going = True
             return out
         log.warning("write failed", object=failure.object, status=failure.status, error=failure.message)
         again = sync(_with_failure(world, failure))
