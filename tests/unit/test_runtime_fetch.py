@@ -1,8 +1,8 @@
 """Model download: each scheme's command line, credentials wiring, and what a failed download says.
 
-The fetch scripts are run for real with /bin/sh; only the download clients (aws, huggingface-cli,
-oras), which this machine does not have, are small stand-ins that behave like them on success and
-on an authentication failure.
+The fetch scripts are run for real with /bin/sh; here the download clients (aws, hf, oras) are small
+stand-ins that behave like them on success and on an authentication failure.
+tests/integration/test_fetch_clients.py runs the real clients against local stores.
 """
 
 from __future__ import annotations
@@ -60,9 +60,7 @@ def test_s3_syncs_the_prefix_into_the_engine_directory() -> None:
 
 def test_hf_downloads_a_pinned_revision() -> None:
     pinned = download_command(parse_uri("hf://meta-llama/Meta-Llama-3-8B@5f0b02c"), "/tokenizer")
-    assert " ".join(pinned) == (
-        "huggingface-cli download meta-llama/Meta-Llama-3-8B --revision 5f0b02c --local-dir /tokenizer"
-    )
+    assert " ".join(pinned) == ("hf download meta-llama/Meta-Llama-3-8B --revision 5f0b02c --local-dir /tokenizer")
     unpinned = download_command(parse_uri("hf://org/repo"), "/t")
     assert unpinned[unpinned.index("--revision") + 1] == "main"
 
@@ -253,7 +251,7 @@ def test_a_download_that_finds_nothing_is_a_failure_not_an_empty_model(tmp_path:
 
 def test_a_gated_hf_repository_without_a_token_says_so(tmp_path: Path) -> None:
     denied = "echo '401 Client Error: Unauthorized for url: https://hf.co/api/models/meta-llama/x' >&2\nexit 1\n"
-    code, _, message, _ = run_fetch(deployment("hf://meta-llama/x@abc"), tmp_path, "huggingface-cli", denied)
+    code, _, message, _ = run_fetch(deployment("hf://meta-llama/x@abc"), tmp_path, "hf", denied)
     assert code == 1
     assert "401 Client Error" in message
     assert "a gated or private repository needs a Secret with HF_TOKEN" in message

@@ -1,7 +1,8 @@
 """Init containers that download storageUri (and tokenizerUri) into the pod before Triton starts.
 
-The downloader image (operator setting downloader_image) must provide /bin/sh, tee, tail, tr, and
-the clients: `aws` (AWS CLI v2, for s3), `huggingface-cli` (huggingface_hub, for hf) and `oras` (for oci).
+The downloader image (operator setting downloader_image; images/model-fetch builds one) must provide
+/bin/sh, tee, tail, tr, and the clients: `aws` (AWS CLI, for s3), `hf` (huggingface_hub's CLI, which
+replaced `huggingface-cli` in 1.0, for hf) and `oras` (for oci).
 pvc sources get no container: the claim is mounted read-only where the download would land.
 A download that fails or finds nothing ends the container with a termination message naming the
 URI, the tool's last output and what to check; a wrong URI ends it before any download.
@@ -25,7 +26,7 @@ def download_command(loc: Location, target: str, *, registry_config: bool = Fals
     if loc.scheme == "s3":
         return ["aws", "s3", "sync", "--no-progress", "--only-show-errors", loc.source, target]
     if loc.scheme == "hf":
-        return ["huggingface-cli", "download", loc.source, "--revision", loc.revision, "--local-dir", target]
+        return ["hf", "download", loc.source, "--revision", loc.revision, "--local-dir", target]
     if loc.scheme == "oci":
         extra = ["--registry-config", REGISTRY_CONFIG] if registry_config else []
         return ["oras", "pull", loc.source, "--output", target, *extra]
