@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from kubernetes import client
@@ -97,6 +97,41 @@ def namespace(k8s: client.ApiClient) -> Iterator[str]:
     """A fresh namespace for one test (its default ServiceAccount exists), deleted afterwards."""
     with fresh_namespace(k8s, "t-") as name:
         yield name
+
+
+@contextlib.contextmanager
+def admission_refusing(
+    api: client.ApiClient, namespace: str, name: str, rule: dict[str, Any], message: str
+) -> Iterator[None]:
+    """A ValidatingAdmissionPolicy of the test's own that refuses what `rule` (one resourceRule)
+    matches in `namespace`, with `message`; removed afterwards. The API server enforces it a moment
+    after creation: the caller waits for a refusal it can observe."""
+    adm = client.AdmissionregistrationV1Api(api)
+    adm.create_validating_admission_policy(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [rule]},
+                "validations": [{"expression": "false", "message": message}],
+            },
+        }
+    )
+    adm.create_validating_admission_policy_binding(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+            },
+        }
+    )
+    try:
+        yield
+    finally:
+        adm.delete_validating_admission_policy_binding(name)
+        adm.delete_validating_admission_policy(name)
 
 
 def wait_namespace_gone(core: client.CoreV1Api, ns: str, timeout: float = 180) -> None:

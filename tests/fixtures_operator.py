@@ -21,6 +21,8 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 from tests.fixtures_cluster import fresh_namespace
 
+from meridian.sim import processes
+
 GROUP, VERSION, PLURAL = "serving.meridian.dev", "v1alpha1", "modeldeployments"
 PRIVATE_PREFIX = "own-"
 
@@ -65,9 +67,10 @@ def start_operator(kubeconfig: Path, log: Path, extra_env: dict[str, str] | None
         **(extra_env or {}),
     }
     out = log.open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "meridian.cli", "run"], stdout=out, stderr=subprocess.STDOUT, env=env
-    )
+    proc = subprocess.Popen(  # gone with the test session, even one killed by a timeout
+        [sys.executable, "-m", "meridian.cli", "run"],
+        stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=processes.tie_to_parent,
+    )  # fmt: skip
     op = OperatorProcess(proc, port, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -24,6 +24,7 @@ import pytest
 import urllib3
 from kubernetes import client, watch
 from tests.e2e.test_placement_eu import pod_regions, spec
+from tests.fixtures_cluster import admission_refusing
 from tests.fixtures_eu import EuCluster
 from tests.fixtures_operator import Mdeps, wait_for
 
@@ -230,37 +231,7 @@ def test_events_refused_in_the_namespace_do_not_stop_an_eviction(eu: EuCluster, 
 @contextlib.contextmanager
 def events_refused(eu: EuCluster, namespace: str) -> Iterator[None]:
     """A ValidatingAdmissionPolicy that refuses every Event created in `namespace`."""
-    adm = client.AdmissionregistrationV1Api(eu.api)
-    name = f"no-events-{namespace}"
-    adm.create_validating_admission_policy(
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": ["", "events.k8s.io"],
-                            "apiVersions": ["*"],
-                            "operations": ["CREATE"],
-                            "resources": ["events"],
-                        }
-                    ]
-                },
-                "validations": [{"expression": "false", "message": "Events are refused here"}],
-            },
-        }
-    )
-    adm.create_validating_admission_policy_binding(
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "policyName": name,
-                "validationActions": ["Deny"],
-                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
-            },
-        }
-    )
+    rule = {"apiGroups": ["", "events.k8s.io"], "apiVersions": ["*"], "operations": ["CREATE"], "resources": ["events"]}
     probe = client.CoreV1Event(
         metadata=client.V1ObjectMeta(generate_name="probe."),
         involved_object=client.V1ObjectReference(kind="ConfigMap", name="probe", namespace=namespace),
@@ -275,12 +246,9 @@ def events_refused(eu: EuCluster, namespace: str) -> Iterator[None]:
             return "Events are refused here" in str(e.body)
         return False
 
-    try:
+    with admission_refusing(eu.api, namespace, f"no-events-{namespace}", rule, "Events are refused here"):
         wait_for("Events refused in the namespace", refused, timeout=30)
         yield
-    finally:
-        adm.delete_validating_admission_policy_binding(name)
-        adm.delete_validating_admission_policy(name)
 
 
 def test_the_operator_converges_after_the_api_server_was_frozen_mid_reconcile(eu: EuCluster, eu_mdeps: Mdeps) -> None:

@@ -74,11 +74,11 @@ def group_members(pgid: int) -> list[int]:
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: ask the kernel to SIGKILL us when the parent dies.
+def tie_to_parent() -> None:
+    """In the child before exec (a Popen preexec_fn): ask the kernel to SIGKILL us when the parent dies.
 
-    A test session killed by a timeout then cannot leak a control plane; `meridian sim up` (which
-    exits and leaves the cluster running) does not use it.
+    A test session killed by a timeout then cannot leak a control plane or an operator; `meridian
+    sim up` (which exits and leaves the cluster running) does not use it.
     """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -103,7 +103,7 @@ def spawn(
             start_new_session=True,
             env=env,
             close_fds=True,
-            preexec_fn=_die_with_parent if die_with_parent else None,
+            preexec_fn=tie_to_parent if die_with_parent else None,
         )
     started = start_time(proc.pid)
     return ProcessRecord(
