@@ -11,8 +11,9 @@ small). A model whose pods the simulated scheduler has not looked at yet (a mode
 replicas in the same batch keeps it busy) has had the operator do its part, and is counted apart
 as SchedulerBehind. The counts are printed as one JSON line.
 
-MERIDIAN_FUZZ_SPECS (default 1000, about 4 minutes here; the issue's 10,000 take about 40, past the
-suite's 600 s per test, so run them with `--timeout=0`) and
+MERIDIAN_FUZZ_SPECS (default 1000, about 4 minutes here; the issue's 10,000 take about an hour, past
+the suite's 600 s per test, so run them with `--timeout=0`, and with a `--basetemp` of their own: a
+second pytest session meanwhile rotates /tmp/pytest-of-*/ and deletes this run's control plane) and
 MERIDIAN_FUZZ_SEED (default 0) set how many and which. The draw is reproducible for a seed in a
 process of its own, not inside a pytest session (hypothesis' state there depends on what ran
 before), so an unsettled model is reported with its whole spec.
