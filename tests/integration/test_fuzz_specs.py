@@ -169,7 +169,7 @@ def test_every_accepted_spec_settles_and_the_operator_survives(
 
     outcomes: Counter[str] = Counter()
     unsettled: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for batch in chunks(accepted, BATCH):
+    for number, batch in enumerate(chunks(accepted, BATCH), 1):
         with fresh_namespace(k8s, "t-fz-") as ns:
             for i, spec in enumerate(batch):
                 co.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body(f"fz-{i}", spec))
@@ -193,6 +193,9 @@ def test_every_accepted_spec_settles_and_the_operator_survives(
                     continue
                 unsettled.append((batch[int(n[3:])], explained))
         wait_namespace_gone(core, ns)
+        with capsys.disabled():  # progress of a long run, one line per batch
+            done = {"batch": number, "models": sum(outcomes.values()) + len(unsettled), "unsettled": len(unsettled)}
+            print(json.dumps({"fuzz_progress": {**done, "operator_errors": len(operator_errors(operator, log_start))}}))
 
     counts = {
         "generated": len(specs),
