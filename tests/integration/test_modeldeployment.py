@@ -339,11 +339,14 @@ def test_a_namespace_being_deleted_gets_no_new_children_and_no_alarm(
         mdeps.core.patch_namespaced_service(service, mdeps.ns, hold)
         skipped = operator.metric("meridian_reconciles_total").get((("result", "namespace_terminating"),), 0.0)
         mdeps.core.delete_namespace(mdeps.ns)
-        wait_for(
-            "the operator noticing the namespace is being deleted",
-            lambda: "namespace is being deleted" in operator.log.read_bytes()[log_start:].decode(errors="replace"),
-            timeout=90,
-        )
+
+        def noticed() -> int:  # the session operator's log is shared with other tests' namespaces
+            text = operator.log.read_bytes()[log_start:].decode(errors="replace")
+            return sum(
+                "namespace is being deleted" in ln and f'"namespace": "{mdeps.ns}"' in ln for ln in text.splitlines()
+            )
+
+        wait_for("the operator noticing the namespace is being deleted", noticed, timeout=90)
         mdeps.core.patch_namespaced_service(
             service, mdeps.ns, [{"op": "remove", "path": "/metadata/finalizers"}],
             _content_type="application/json-patch+json",
