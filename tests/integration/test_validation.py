@@ -66,6 +66,27 @@ CASES = {
         "model.tokenizerUri is required when model.format is tensorrt-llm",
     ),
     "missing storageUri": ({"model": {"storageUri": None}}, "spec.model.storageUri", "Required value"),
+    "OpenAI frontend for an onnx model": (
+        {"runtime": {"openai": {"enabled": True}}},
+        "spec.runtime.openai.enabled",
+        "runtime.openai.enabled needs model.format tensorrt-llm",
+    ),
+    "OpenAI frontend on two GPUs": (
+        {
+            "model": {"format": "tensorrt-llm", "tokenizerUri": "hf://o/t"},
+            "runtime": {"openai": {"enabled": True}, "tensorParallelSize": 2},
+        },
+        "spec.runtime.openai.enabled",
+        "tensorParallelSize × pipelineParallelSize = 1",
+    ),
+    "OpenAI frontend with tritonserver flags": (
+        {
+            "model": {"format": "tensorrt-llm", "tokenizerUri": "hf://o/t"},
+            "runtime": {"openai": {"enabled": True}, "extraArgs": ["--log-verbose=1"]},
+        },
+        "spec.runtime.openai.enabled",
+        "no runtime.extraArgs",
+    ),
 }
 
 
@@ -107,6 +128,19 @@ def test_valid_spec_is_accepted_and_defaulted(k8s: client.ApiClient, namespace: 
     assert created["spec"]["placement"]["failover"]["unschedulableSeconds"] == 120
     assert created["spec"]["autoscaling"]["scaleDownStabilizationSeconds"] == 300
     assert created["spec"]["resources"]["gpu"]["resourceName"] == "nvidia.com/gpu"
+    assert created["spec"]["runtime"]["openai"] == {"enabled": False}
+
+
+def test_the_openai_frontend_on_one_gpu_is_accepted(k8s: client.ApiClient, namespace: str) -> None:
+    spec = {
+        "model": {"format": "tensorrt-llm", "storageUri": "s3://m/e", "tokenizerUri": "hf://o/t"},
+        "runtime": {"openai": {"enabled": True}},
+    }
+    body = {"apiVersion": "serving.meridian.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "chat"}}
+    created = client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        "serving.meridian.dev", "v1alpha1", namespace, "modeldeployments", {**body, "spec": spec}
+    )
+    assert created["spec"]["runtime"]["openai"]["enabled"] is True
 
 
 # -- Region ---------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from meridian.api.modeldeployment import ModelDeployment
 from meridian.config import Settings
 from meridian.placement.plan import RegionTarget
 from meridian.render.deployment import deployment as render_deployment
-from meridian.runtime.launch import triton_command, world_size
+from meridian.render.service import endpoints, service
+from meridian.runtime.launch import metrics_port, triton_command, world_size
 
 pytestmark = pytest.mark.unit
 
@@ -95,3 +96,36 @@ def test_single_model_formats_run_one_server_and_keep_auto_complete(fmt: str) ->
     command, args = triton_command(deployment(fmt, tp=2))
     assert command == ["tritonserver"], "one process places an instance on every GPU of the pod"
     assert "--disable-auto-complete-config" not in args, "inputs and outputs come from auto-complete"
+
+
+# --- the OpenAI-compatible frontend --------------------------------------------------------------
+
+
+def openai_deployment() -> ModelDeployment:
+    md = deployment()
+    md.spec.runtime.openai.enabled = True
+    return md
+
+
+def test_the_openai_frontend_runs_the_server_in_process_with_the_downloaded_tokenizer() -> None:
+    command, args = triton_command(openai_deployment())
+    assert command == ["python3", "/opt/tritonserver/python/openai/openai_frontend/main.py"]
+    assert {"--model-repository=/models", "--tokenizer=/tokenizer", "--backend=tensorrtllm"} <= set(args)
+    assert {"--openai-port=9000", "--enable-kserve-frontends", "--kserve-http-port=8000"} <= set(args)
+    assert not any(a.startswith("--metrics-port") for a in args), "the frontend takes no tritonserver flags"
+
+
+def test_with_the_openai_frontend_the_pod_is_probed_and_scraped_on_its_port() -> None:
+    md = openai_deployment()
+    (triton,) = triton_pod(md)["containers"]
+    assert {p["name"]: p["containerPort"] for p in triton["ports"]} == {"http": 8000, "grpc": 8001, "openai": 9000}
+    assert triton["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "openai"}
+    assert triton["startupProbe"]["httpGet"] == {"path": "/health/ready", "port": "openai"}
+    assert triton["livenessProbe"]["tcpSocket"] == {"port": "openai"}
+    assert metrics_port(md) == 9000 and metrics_port(deployment()) == 8002
+    assert [p["name"] for p in service(md)["spec"]["ports"]] == ["http", "grpc", "openai"]
+    assert endpoints(md)["openai"] == "http://llama.bank-a.svc:9000/v1"
+    assert "openai" not in endpoints(deployment()), "no OpenAI endpoint unless asked for"
+    (plain,) = triton_pod(deployment())["containers"]
+    assert [p["name"] for p in plain["ports"]] == ["http", "grpc", "metrics"]
+    assert plain["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}

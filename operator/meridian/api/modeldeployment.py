@@ -73,6 +73,20 @@ class EnvVar(ApiModel):
     )
 
 
+class OpenAIFrontend(ApiModel):
+    """Triton's OpenAI-compatible frontend, in front of a TensorRT-LLM model."""
+
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Serve /v1/chat/completions, /v1/completions and /v1/models on port 9000 (status.endpoints.openai). "
+            "The frontend embeds one Triton server: tensorrt-llm on one GPU per replica, no runtime.extraArgs. "
+            "Its /health/ready and /metrics on port 9000 replace tritonserver's probes and metrics port; KServe "
+            "v2 HTTP and gRPC stay on 8000 and 8001 when the image has the tritonfrontend package installed."
+        ),
+    )
+
+
 class Runtime(ApiModel):
     """How Triton runs the model."""
 
@@ -92,6 +106,7 @@ class Runtime(ApiModel):
         default_factory=list, max_length=64, description="Extra tritonserver command-line arguments."
     )
     env: list[EnvVar] = Field(default_factory=list, max_length=128, description="Extra environment variables.")
+    openai: OpenAIFrontend = block(OpenAIFrontend, "Triton's OpenAI-compatible frontend (tensorrt-llm).")
 
 
 class GpuResources(ApiModel):
@@ -267,6 +282,16 @@ class ModelDeploymentSpec(ApiModel):
                     "model.tokenizerUri is required when model.format is tensorrt-llm",
                     ".model.tokenizerUri",
                 ),
+                cel(
+                    "!has(self.runtime.openai) || !has(self.runtime.openai.enabled) || !self.runtime.openai.enabled"
+                    " || (self.model.format == 'tensorrt-llm'"
+                    " && self.runtime.tensorParallelSize * self.runtime.pipelineParallelSize == 1"
+                    " && (!has(self.runtime.extraArgs) || size(self.runtime.extraArgs) == 0))",
+                    "runtime.openai.enabled needs model.format tensorrt-llm, tensorParallelSize × "
+                    "pipelineParallelSize = 1 and no runtime.extraArgs: the frontend embeds one Triton server "
+                    "and takes no tritonserver flags",
+                    ".runtime.openai.enabled",
+                ),
             ]
         }
     }
@@ -339,6 +364,7 @@ class Endpoints(ApiModel):
 
     http: str = Field(default="", description="HTTP/REST endpoint (KServe v2 protocol).")
     grpc: str = Field(default="", description="gRPC endpoint.")
+    openai: str = Field(default="", description="OpenAI-compatible API base URL, when runtime.openai is enabled.")
 
 
 class AutoscalingStatus(ApiModel):

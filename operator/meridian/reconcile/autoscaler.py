@@ -20,6 +20,7 @@ from meridian.autoscale.sources import MetricSource, PodRef, source_for
 from meridian.reconcile import events
 from meridian.reconcile.kube import Kube
 from meridian.reconcile.metrics import SCALE_EVENTS
+from meridian.runtime.launch import metrics_port
 from meridian.sync.observe import pod_ready
 
 FIELD_MANAGER = "meridian-autoscaler"
@@ -43,14 +44,15 @@ class Autoscalers:
     prometheus_url: str = ""
     session: aiohttp.ClientSession | None = None
     states: dict[tuple[str, str], AutoscaleState] = field(default_factory=dict)
-    sources: dict[tuple[str, str], MetricSource] = field(default_factory=dict)
+    sources: dict[tuple[str, str], tuple[int, MetricSource]] = field(default_factory=dict)
 
-    def source(self, key: tuple[str, str]) -> MetricSource:
+    def source(self, key: tuple[str, str], port: int) -> MetricSource:
+        """The model's source, scraping `port`; a new one when the port changed (OpenAI frontend toggled)."""
         if self.session is None:
             self.session = aiohttp.ClientSession()
-        if key not in self.sources:
-            self.sources[key] = source_for(self.session, self.prometheus_url)
-        return self.sources[key]
+        if key not in self.sources or self.sources[key][0] != port:
+            self.sources[key] = (port, source_for(self.session, self.prometheus_url, port))
+        return self.sources[key][1]
 
     def forget(self, key: tuple[str, str]) -> None:
         self.states.pop(key, None)
@@ -73,12 +75,13 @@ async def autoscale_tick(kube: Kube, body: Mapping[str, Any], scalers: Autoscale
         return False  # not reconciled yet: there is no current total to scale from
     now = time.time()
     state = scalers.states.get(key, AutoscaleState())
+    source = scalers.source(key, metrics_port(md))
     rec, scalers.states[key] = await step(
-        md, pod_refs(pods), scalers.source(key), state, now, policy=md.spec.autoscaling.policy, model=md.model_name
+        md, pod_refs(pods), source, state, now, policy=md.spec.autoscaling.policy, model=md.model_name
     )
     previous = md.status.autoscaling.last_scale_time if md.status.autoscaling else None
     status = rec.status(now, previous).wire()
-    status["metricProblems"] = scalers.source(key).problems()
+    status["metricProblems"] = source.problems()
     current = md.status.autoscaling.wire() if md.status.autoscaling else None
     if status != current:
         await kube.apply_status(

@@ -13,7 +13,14 @@ from meridian.render.labels import REGION_LABEL, labels, metadata, selector
 from meridian.render.names import config_map_name, label_value, regional_name
 from meridian.render.reach import node_affinity
 from meridian.runtime.fetch import init_containers
-from meridian.runtime.launch import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL_REPOSITORY, triton_command
+from meridian.runtime.launch import (
+    GRPC_PORT,
+    HTTP_PORT,
+    METRICS_PORT,
+    MODEL_REPOSITORY,
+    OPENAI_PORT,
+    triton_command,
+)
 from meridian.runtime.repository import model_repository
 from meridian.runtime.storage import storage_volumes, triton_volume_mounts
 
@@ -25,19 +32,29 @@ def quantity(value: int | str) -> str:
     return str(value)
 
 
-def _probes() -> dict[str, Any]:
-    ready = {"httpGet": {"path": "/v2/health/ready", "port": "http"}}
+def _probes(md: ModelDeployment) -> dict[str, Any]:
+    if md.spec.runtime.openai.enabled:  # the frontend's own endpoints: KServe's may not be there
+        ready: dict[str, Any] = {"httpGet": {"path": "/health/ready", "port": "openai"}}
+        live: dict[str, Any] = {"tcpSocket": {"port": "openai"}}
+    else:
+        ready = {"httpGet": {"path": "/v2/health/ready", "port": "http"}}
+        live = {"httpGet": {"path": "/v2/health/live", "port": "http"}}
     return {
         # engine loads of large models take many minutes; the startup probe allows 30 before restarting
         "startupProbe": {**ready, "periodSeconds": 10, "failureThreshold": 180, "timeoutSeconds": 5},
         "readinessProbe": {**ready, "periodSeconds": 5, "failureThreshold": 3, "timeoutSeconds": 5},
-        "livenessProbe": {
-            "httpGet": {"path": "/v2/health/live", "port": "http"},
-            "periodSeconds": 10,
-            "failureThreshold": 6,
-            "timeoutSeconds": 5,
-        },
+        "livenessProbe": {**live, "periodSeconds": 10, "failureThreshold": 6, "timeoutSeconds": 5},
     }
+
+
+def container_ports(md: ModelDeployment) -> list[dict[str, Any]]:
+    """KServe v2 HTTP and gRPC, and Triton's metrics port or, with the OpenAI frontend, its port
+    (which serves the metrics then)."""
+    third = ("openai", OPENAI_PORT) if md.spec.runtime.openai.enabled else ("metrics", METRICS_PORT)
+    return [
+        {"name": name, "containerPort": port, "protocol": "TCP"}
+        for name, port in (("http", HTTP_PORT), ("grpc", GRPC_PORT), third)
+    ]
 
 
 def triton_image(md: ModelDeployment, settings: Settings) -> str:
@@ -70,16 +87,12 @@ def _triton_container(md: ModelDeployment, settings: Settings, files: Mapping[st
         "image": triton_image(md, settings),
         "command": command,
         "args": args,
-        "ports": [
-            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-        ],
+        "ports": container_ports(md),
         "resources": {"limits": limits, "requests": dict(limits)},
         "volumeMounts": mounts,
         # Triton's own log tail becomes the termination message, which reconcile explains
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        **_probes(),
+        **_probes(md),
     }
     if spec.runtime.env:
         container["env"] = [e.wire() for e in spec.runtime.env]

@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
+from meridian.render.deployment import container_ports
 from meridian.render.labels import REGION_LABEL, metadata, selector
 from meridian.render.names import label_value, model_service_name, regional_name
-from meridian.runtime.launch import GRPC_PORT, HTTP_PORT, METRICS_PORT
+from meridian.runtime.launch import GRPC_PORT, HTTP_PORT, OPENAI_PORT
 
-PORTS = [
-    {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
-    {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
-    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
-]
+
+def ports(md: ModelDeployment) -> list[dict[str, Any]]:
+    """The container's ports, each under its own name."""
+    return [
+        {"name": p["name"], "port": p["containerPort"], "targetPort": p["name"], "protocol": "TCP"}
+        for p in container_ports(md)
+    ]
 
 
 def service(md: ModelDeployment, region: str | None = None) -> dict[str, Any]:
@@ -25,10 +28,13 @@ def service(md: ModelDeployment, region: str | None = None) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(md, name, region),
-        "spec": {"selector": sel, "ports": [dict(p) for p in PORTS]},
+        "spec": {"selector": sel, "ports": ports(md)},
     }
 
 
 def endpoints(md: ModelDeployment) -> dict[str, str]:
     host = f"{model_service_name(md.metadata.name)}.{md.metadata.namespace}.svc"
-    return {"http": f"http://{host}:{HTTP_PORT}", "grpc": f"{host}:{GRPC_PORT}"}
+    out = {"http": f"http://{host}:{HTTP_PORT}", "grpc": f"{host}:{GRPC_PORT}"}
+    if md.spec.runtime.openai.enabled:
+        out["openai"] = f"http://{host}:{OPENAI_PORT}/v1"
+    return out

@@ -1,6 +1,7 @@
 """How the Triton container starts.
 
 One GPU (or any single-model format): PID 1 is tritonserver itself.
+With runtime.openai: PID 1 is Triton's OpenAI-compatible frontend, which embeds the server (one GPU).
 tensorrt-llm on TP×PP > 1 GPUs: PID 1 is mpirun with one rank per GPU, in TensorRT-LLM's leader
 mode. Rank 0 is the server clients see (HTTP, gRPC, metrics, every model); the other ranks load
 only tensorrt_llm, with their endpoints off, and take part in the engine through MPI. mpirun stays
@@ -12,10 +13,29 @@ for the Python backend's shared-memory regions, which would otherwise collide in
 from __future__ import annotations
 
 from meridian.api.modeldeployment import ModelDeployment
-from meridian.runtime.layout import GRPC_PORT, HTTP_PORT, METRICS_PORT, MODEL_REPOSITORY
+from meridian.runtime.layout import (
+    GRPC_PORT,
+    HTTP_PORT,
+    METRICS_PORT,
+    MODEL_REPOSITORY,
+    OPENAI_FRONTEND,
+    OPENAI_PORT,
+    TOKENIZER_DIR,
+)
 from meridian.runtime.trtllm import TENSORRT_LLM
 
-__all__ = ["GRPC_PORT", "HTTP_PORT", "METRICS_PORT", "MODEL_REPOSITORY", "rank_args", "triton_command", "world_size"]
+__all__ = [
+    "GRPC_PORT",
+    "HTTP_PORT",
+    "METRICS_PORT",
+    "MODEL_REPOSITORY",
+    "OPENAI_PORT",
+    "metrics_port",
+    "openai_args",
+    "rank_args",
+    "triton_command",
+    "world_size",
+]
 
 
 def world_size(md: ModelDeployment) -> int:
@@ -49,8 +69,29 @@ def rank_args(md: ModelDeployment, rank: int) -> list[str]:
     return args + list(md.spec.runtime.extra_args)
 
 
+def openai_args() -> list[str]:
+    """Arguments of the OpenAI-compatible frontend: the repository Meridian prepared, the tokenizer
+    it downloaded, TensorRT-LLM's request format, and the KServe frontends on their usual ports."""
+    return [
+        f"--model-repository={MODEL_REPOSITORY}",
+        f"--tokenizer={TOKENIZER_DIR}",
+        "--backend=tensorrtllm",
+        f"--openai-port={OPENAI_PORT}",
+        "--enable-kserve-frontends",
+        f"--kserve-http-port={HTTP_PORT}",
+        f"--kserve-grpc-port={GRPC_PORT}",
+    ]
+
+
+def metrics_port(md: ModelDeployment) -> int:
+    """Where a pod serves Triton's Prometheus metrics: the metrics port, or the OpenAI frontend's."""
+    return OPENAI_PORT if md.spec.runtime.openai.enabled else METRICS_PORT
+
+
 def triton_command(md: ModelDeployment) -> tuple[list[str], list[str]]:
     """(command, args) of the Triton container. extraArgs go to every rank (log level, backend configs)."""
+    if md.spec.runtime.openai.enabled:
+        return ["python3", OPENAI_FRONTEND], openai_args()
     n = world_size(md)
     if n == 1:
         return ["tritonserver"], rank_args(md, 0)

@@ -26,6 +26,9 @@ tokenizer.json or tokenizer.model (sentencepiece), as `AutoTokenizer.from_pretra
 from __future__ import annotations
 
 HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
+OPENAI_PORT = 9000  # Triton's OpenAI-compatible frontend, also its /metrics and /health/ready
+# where the tritonserver:*-trtllm-python-py3 images keep the frontend
+OPENAI_FRONTEND = "/opt/tritonserver/python/openai/openai_frontend/main.py"
 
 MODEL_REPOSITORY = "/models"
 ENGINE_DIR = "/engine"

@@ -11,14 +11,15 @@ from meridian.autoscale.sources.scrape import ScrapeSource
 from meridian.autoscale.sources.triton import TritonScrape, parse
 
 
-def source_for(session: aiohttp.ClientSession, prometheus_url: str = "") -> MetricSource:
-    """PrometheusSource when a URL is configured (MERIDIAN_PROMETHEUS_URL), else a direct scrape.
+def source_for(session: aiohttp.ClientSession, prometheus_url: str = "", port: int = 8002) -> MetricSource:
+    """PrometheusSource when a URL is configured (MERIDIAN_PROMETHEUS_URL), else a direct scrape of
+    each pod's `port`.
 
     A ScrapeSource remembers counters between calls: create one per ModelDeployment and keep it.
     """
     if prometheus_url:
         return PrometheusSource(session, prometheus_url)
-    return ScrapeSource(session)
+    return ScrapeSource(session, port=port)
 
 
 __all__ = [
