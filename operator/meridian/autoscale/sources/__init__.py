@@ -7,11 +7,13 @@ import aiohttp
 from meridian.autoscale.sources.base import MetricSource, PodRef
 from meridian.autoscale.sources.prometheus import PrometheusSource, Selector, promql
 from meridian.autoscale.sources.rates import CounterRateTracker, Increase
-from meridian.autoscale.sources.scrape import ScrapeSource
+from meridian.autoscale.sources.scrape import TRITON_METRICS_PORT, ScrapeSource
 from meridian.autoscale.sources.triton import TritonScrape, parse
 
 
-def source_for(session: aiohttp.ClientSession, prometheus_url: str = "", port: int = 8002) -> MetricSource:
+def source_for(
+    session: aiohttp.ClientSession, prometheus_url: str = "", port: int = TRITON_METRICS_PORT
+) -> MetricSource:
     """PrometheusSource when a URL is configured (MERIDIAN_PROMETHEUS_URL), else a direct scrape of
     each pod's `port`.
 
