@@ -139,16 +139,19 @@ async def reconcile_now(st: State, body: Any) -> None:
     st.candidates[key] = (allow, frozenset(placement.get("excludeRegions") or []))
     async with st.lock(key), st.slots:
         since = st.terminating.get(key[0])
-        if since is not None and str(body["metadata"].get("creationTimestamp") or "") < since:
-            RECONCILES.labels("namespace_terminating").inc()
-            return  # its namespace is being deleted, the model with it
+        going = since is not None and str(body["metadata"].get("creationTimestamp") or "") < since
         with RECONCILE_SECONDS.time():
             try:
                 regions = st.region_memory.planning(st.caches.region_list())
-                outcome = await reconcile(st.kube, st.caches, regions, body, st.settings, st.held.get(key))
+                outcome = await reconcile(
+                    st.kube, st.caches, regions, body, st.settings, st.held.get(key), evict_only=going
+                )
             except Exception:
                 RECONCILES.labels("error").inc()
                 raise
+        if going:  # its namespace is being deleted, the model with it: evictions only
+            RECONCILES.labels("namespace_terminating").inc()
+            return
         RECONCILES.labels("ok").inc()
     if outcome.namespace_going:
         st.terminating[key[0]] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

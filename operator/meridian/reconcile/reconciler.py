@@ -79,7 +79,10 @@ async def reconcile(
     body: Mapping[str, Any],
     settings: Settings,
     held: Mapping[str, Hold] | None = None,
+    evict_only: bool = False,
 ) -> Outcome:
+    """`evict_only`: the namespace is being deleted, so nothing can be created there; a replica
+    that may not stay where it runs is still removed."""
     meta = body.get("metadata", {})
     log = get_logger("meridian.reconcile", namespace=meta.get("namespace"), name=meta.get("name"))
     try:
@@ -91,6 +94,8 @@ async def reconcile(
     decision = sync(world)
     out = Outcome(decision=decision, held=decision.held)
     await evict(kube, md, decision, log)
+    if evict_only:
+        return out
     try:
         taken = await apply_all(kube, world, decision, out)
         if taken:  # a name we would create is someone else's: decide again, knowing it
