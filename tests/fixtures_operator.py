@@ -174,7 +174,7 @@ class Mdeps:
 
     def explain(self, name: str, operator: OperatorProcess | None = None) -> dict[str, Any]:
         """What a failing test reports about a model that did not settle: its status, its
-        Deployments' generations and ready counts, its pods' phases and conditions, and what the
+        Deployments' generations, wanted and ready counts, its pods' phases and conditions, and what the
         operator logged about it."""
         sel = f"serving.meridian.dev/model-deployment={name}"
         pods = self.core.list_namespaced_pod(self.ns, label_selector=sel).items
@@ -185,7 +185,13 @@ class Mdeps:
         return {
             "status": self.get(name).get("status"),
             "deployments": [
-                (d.metadata.name, d.metadata.generation, d.status.observed_generation, d.status.ready_replicas)
+                (
+                    d.metadata.name,
+                    d.metadata.generation,
+                    d.status.observed_generation,
+                    d.spec.replicas,
+                    d.status.ready_replicas,
+                )
                 for d in deps
             ],
             "pods": [

@@ -7,9 +7,13 @@ Each goes to the API server with server-side dry-run: its verdict, not ours, dec
 accepted, and every refusal must name the field. The accepted ones are then created for real, in
 batches, while the session's operator runs; each must settle within 60 s: Ready, Stalled with a
 reason, Paused as asked, or waiting for capacity that other models of the batch hold (the fleet is
-small). A model whose pods the simulated scheduler has not looked at yet (a model of hundreds of
-replicas in the same batch keeps it busy) has had the operator do its part, and is counted apart
-as SchedulerBehind. The counts are printed as one JSON line.
+small). The 60 s are the operator's, not the simulated cluster's: a model of hundreds of replicas
+in the same batch keeps the scheduler and the ReplicaSet controller busy on two cores, and a pod
+they get to at second 58 leaves the operator no time. So after the 60 s a model still unsettled
+gets GRACE_SECONDS from the cluster's last word on it (a Deployment created, a pod created, a pod
+condition changed), and one whose Deployments still have no pods, or only pods nobody has looked
+at, is counted apart as ClusterBehind: the operator has done its part and says so. How many
+needed the grace is printed too. The counts are printed as one JSON line.
 
 MERIDIAN_FUZZ_SPECS (default 1000, about 4 minutes here; the issue's 10,000 take about an hour, past
 the suite's 600 s per test, so run them with `--timeout=0`, and with a `--basetemp` of their own: a
@@ -47,6 +51,7 @@ SPECS = int(os.environ.get("MERIDIAN_FUZZ_SPECS", "1000"))
 SEED = int(os.environ.get("MERIDIAN_FUZZ_SEED", "0"))
 BATCH = 100  # models at once: the simulated control plane has two cores
 SETTLE_SECONDS = 60
+GRACE_SECONDS = 10  # the operator's turn after the cluster's last word on a model's pods
 FLEET = yaml.safe_load((ROOT / "examples/fleets/test.yaml").read_text())
 QUANTITY = r"^[0-9]{1,4}(\.[0-9]{1,3})?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
 
@@ -143,6 +148,22 @@ def outcome(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
+def cluster_last_word(k8s: client.ApiClient, ns: str) -> dict[str, float]:
+    """Model name → when (epoch seconds) the cluster last acted on its children: a Deployment or
+    pod created, a pod condition changed. The operator's answer to it is due GRACE_SECONDS later."""
+    label = "serving.meridian.dev/model-deployment"
+    last: dict[str, float] = {}
+    deployments = client.AppsV1Api(k8s).list_namespaced_deployment(ns, label_selector=label).items
+    pods = client.CoreV1Api(k8s).list_namespaced_pod(ns, label_selector=label).items
+    for obj in [*deployments, *pods]:
+        times = [obj.metadata.creation_timestamp]
+        conditions = getattr(obj.status, "conditions", None) or []
+        times += [c.last_transition_time for c in conditions if getattr(c, "last_transition_time", None)]
+        name = obj.metadata.labels[label]
+        last[name] = max(last.get(name, 0.0), *(t.timestamp() for t in times if t is not None))
+    return last
+
+
 def chunks(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -169,6 +190,7 @@ def test_every_accepted_spec_settles_and_the_operator_survives(
 
     outcomes: Counter[str] = Counter()
     unsettled: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    graced: set[str] = set()
     for number, batch in enumerate(chunks(accepted, BATCH), 1):
         with fresh_namespace(k8s, "t-fz-") as ns:
             for i, spec in enumerate(batch):
@@ -177,21 +199,30 @@ def test_every_accepted_spec_settles_and_the_operator_survives(
             while True:
                 items = co.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
                 settled = {i["metadata"]["name"]: outcome(i) for i in items}
-                if all(settled.values()) or time.monotonic() > deadline:
+                if all(settled.values()):
                     break
+                if time.monotonic() > deadline:
+                    late, since = cluster_last_word(k8s, ns), time.time() - GRACE_SECONDS
+                    recent = [n for n, o in settled.items() if o is None and late.get(n, 0.0) > since]
+                    if not recent or time.monotonic() > deadline + SETTLE_SECONDS:
+                        break
+                    graced.update(recent)
                 time.sleep(1)
             assert operator.proc.poll() is None, f"operator exited ({operator.proc.returncode}):\n{operator.log_tail()}"
             outcomes.update(o for o in settled.values() if o)
             models = Mdeps(k8s, ns)
             for n in [n for n, o in settled.items() if o is None]:
                 explained = models.explain(n, operator)
-                pods = explained["pods"]
-                if pods and all(phase == "Pending" and not conditions for _, phase, conditions in pods):
-                    # the operator has done its part and says so; the simulated scheduler has not yet
-                    # looked at these pods (a model of hundreds of replicas in the batch keeps it busy)
-                    outcomes["SchedulerBehind"] += 1
+                pods, deployments = explained["pods"], explained["deployments"]
+                untouched = all(phase == "Pending" and not conditions for _, phase, conditions in pods)
+                if any(wanted for _, _, _, wanted, _ in deployments) and untouched:
+                    # the operator created the model's Deployments and says it is progressing; the
+                    # simulated ReplicaSet controller or scheduler has not got to its pods yet
+                    outcomes["ClusterBehind"] += 1
                     continue
                 unsettled.append((batch[int(n[3:])], explained))
+                with capsys.disabled():  # at once: a long run's findings are read before it ends
+                    print(json.dumps({"fuzz_unsettled": {"spec": batch[int(n[3:])], **explained}}, default=str))
         wait_namespace_gone(core, ns)
         with capsys.disabled():  # progress of a long run, one line per batch
             done = {"batch": number, "models": sum(outcomes.values()) + len(unsettled), "unsettled": len(unsettled)}
@@ -204,6 +235,7 @@ def test_every_accepted_spec_settles_and_the_operator_survives(
         "refused_fields": dict(refused_fields.most_common(12)),
         "outcomes": dict(sorted(outcomes.items())),
         "unsettled": len(unsettled),
+        "settled_in_grace": len(graced),
         "operator_exits": 0 if operator.proc.poll() is None else 1,
         "operator_errors": len(operator_errors(operator, log_start)),
     }
