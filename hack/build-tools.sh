@@ -5,7 +5,7 @@
 # the cache path carries that version.
 #
 #   hack/build-tools.sh [component...]     components: etcd kube kwok helm kubeconform oras registry
-#                                          fetch-clients (default: all)
+#                                          fetch-clients gateway-crds (default: all)
 #   prints the bin directory on the last line of stdout
 set -euo pipefail
 
@@ -33,7 +33,7 @@ link() { # outdir names...  (stable names in $bin point at the versioned build)
   for n in "$@"; do ln -sfn "$out/$n" "$bin/$n"; done
 }
 
-want=("$@"); [ ${#want[@]} -eq 0 ] && want=(etcd kube kwok helm kubeconform oras registry fetch-clients)
+want=("$@"); [ ${#want[@]} -eq 0 ] && want=(etcd kube kwok helm kubeconform oras registry fetch-clients gateway-crds)
 for comp in "${want[@]}"; do
   case "$comp" in
     etcd)
@@ -95,6 +95,17 @@ for comp in "${want[@]}"; do
         grep -rlI "$out.tmp.$$" "$out/bin" | xargs -r sed -i "s|$out.tmp.$$|$out|g"
       fi
       ln -sfn "$out" "$bin/fetch-clients" ;;
+    gateway-crds)  # CRDs only, nothing built: Gateway API (standard channel) and the Inference Extension's
+      gv="$(pinned gateway sigs.k8s.io/gateway-api)"; iv="$(pinned gateway sigs.k8s.io/gateway-api-inference-extension)"
+      out="$cache/gateway-crds-$gv-$iv"
+      if [ ! -f "$out/inference.networking.k8s.io_inferencepools.yaml" ]; then
+        gdir="$(cd "$here/tools/gateway" && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)"
+        idir="$(cd "$here/tools/gateway" && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api-inference-extension)"
+        rm -rf "$out.tmp.$$"; mkdir -p "$out.tmp.$$"
+        cp "$gdir"/config/crd/standard/*.yaml "$idir"/config/crd/bases/*.yaml "$out.tmp.$$/"
+        chmod -R u+w "$out.tmp.$$"; rm -rf "$out"; mv "$out.tmp.$$" "$out"
+      fi
+      ln -sfn "$out" "$bin/gateway-crds" ;;
     *) echo "unknown component $comp" >&2; exit 2 ;;
   esac
 done

@@ -36,6 +36,9 @@ if [ -z "${KUBECONFIG:-}" ] && [ "${USE_EXISTING_CLUSTER:-}" != "true" ]; then
     kubectl patch region gra --type=merge -p '{"spec":{"cordoned":false}}'  # and back afterwards
     kubectl wait -n bank-a --for=jsonpath='{.status.regions[?(@.name=="gra")].readyReplicas}'=2 mdep/llama-3-8b --timeout=120s
     kubectl get mdep -n bank-a -o wide
+    kubectl apply -n bank-a -f examples/gateway.yaml -f examples/llama-3-8b-chat.yaml   # routed from a Gateway
+    kubectl wait -n bank-a --for=jsonpath='{.status.routing.inferencePool}'=llama-3-8b-chat mdep/llama-3-8b-chat --timeout=120s
+    kubectl get inferencepool,httproute,deploy -n bank-a   # the pool, the route, the endpoint picker
 
 MSG
 else

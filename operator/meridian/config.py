@@ -12,6 +12,8 @@ DEFAULT_IMAGES: dict[str, str] = {
     "tensorrt": "nvcr.io/nvidia/tritonserver:25.10-py3",
     "python": "nvcr.io/nvidia/tritonserver:25.10-py3",
 }
+# the endpoint picker of the Inference Extension release whose CRDs hack/build-tools.sh installs
+EPP_IMAGE = "registry.k8s.io/gateway-api-inference-extension/epp:v1.5.0"
 
 
 class Settings(BaseSettings):
@@ -29,6 +31,10 @@ class Settings(BaseSettings):
     downloader_image: str = Field(
         default="ghcr.io/meridian-dev/model-fetch:0.1.0",
         description="Image of the init container that fetches the model into the repository volume.",
+    )
+    endpoint_picker_image: str = Field(
+        default=EPP_IMAGE,
+        description="Image of the Inference Extension's endpoint picker, run per model with spec.routing.",
     )
     prometheus_url: str = Field(default="", description="Prometheus HTTP API for autoscaling metrics.")
     metrics_port: int = Field(default=8080, description="Port of the operator's own /metrics.")

@@ -127,7 +127,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 # The exact RBAC the chart grants: (apiGroup, resource, verb, resourceName). The "why" of each rule
 # is in templates/rbac.yaml; a change here is a change of the operator's privileges, on purpose.
-CHILDREN = (("apps", "deployments"), ("", "services"), ("", "configmaps"), ("policy", "poddisruptionbudgets"))
+CHILDREN = (
+    ("apps", "deployments"),
+    ("", "services"),
+    ("", "configmaps"),
+    ("policy", "poddisruptionbudgets"),
+    ("", "serviceaccounts"),
+    ("rbac.authorization.k8s.io", "roles"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
+    ("inference.networking.k8s.io", "inferencepools"),
+    ("gateway.networking.k8s.io", "httproutes"),
+)
+# what the endpoint picker's Role grants, which the operator must hold to grant it
+PICKER_READS = (
+    ("inference.networking.x-k8s.io", "inferenceobjectives"),
+    ("inference.networking.x-k8s.io", "inferencemodelrewrites"),
+)
 NAMESPACED_RULES = {
     *{("serving.meridian.dev", "modeldeployments", verb, "") for verb in ("list", "watch", "patch")},
     ("serving.meridian.dev", "modeldeployments/status", "patch", ""),
@@ -136,6 +151,8 @@ NAMESPACED_RULES = {
         for group, res in CHILDREN
         for verb in ("get", "list", "watch", "create", "patch", "delete")
     },
+    *{(group, res, verb, "") for group, res in PICKER_READS for verb in ("get", "list", "watch")},
+    ("", "pods", "get", ""),
     ("", "pods", "list", ""),
     ("", "pods", "watch", ""),
     ("", "pods", "delete", ""),

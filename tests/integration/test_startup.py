@@ -41,9 +41,12 @@ def test_a_kind_it_may_not_list_exits_non_zero_naming_it(
         {"apiGroups": ["serving.meridian.dev"], "resources": ["*"], "verbs": everything},
         {
             "apiGroups": [""],
-            "resources": ["services", "configmaps", "events", "namespaces", "nodes"],
+            "resources": ["services", "configmaps", "events", "namespaces", "nodes", "serviceaccounts"],
             "verbs": everything,
         },
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": everything},
+        {"apiGroups": ["inference.networking.k8s.io"], "resources": ["inferencepools"], "verbs": everything},
+        {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": everything},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": everything},
         {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": everything},
         {

@@ -66,6 +66,16 @@ CASES = {
         "model.tokenizerUri is required when model.format is tensorrt-llm",
     ),
     "missing storageUri": ({"model": {"storageUri": None}}, "spec.model.storageUri", "Required value"),
+    "routing without the OpenAI frontend": (
+        {"routing": {"gateway": {"name": "inference"}}},
+        "spec.routing",
+        "routing needs runtime.openai.enabled",
+    ),
+    "routing with a relative path": (
+        {"routing": {"gateway": {"name": "inference"}, "path": "v1"}},
+        "spec.routing.path",
+        "should match '^/'",
+    ),
     "OpenAI frontend for an onnx model": (
         {"runtime": {"openai": {"enabled": True}}},
         "spec.runtime.openai.enabled",

@@ -265,6 +265,42 @@ class Rollout(ApiModel):
     max_unavailable: int = Field(default=0, ge=0, le=100, description="Replicas that may be down during an update.")
 
 
+class GatewayReference(ApiModel):
+    """The Gateway (gateway.networking.k8s.io) whose listener routes to the model."""
+
+    name: str = Field(description="Gateway name.", min_length=1, max_length=253)
+    namespace: str = Field(
+        default="",
+        max_length=63,
+        description="Gateway namespace. Empty is the model's; another needs the listener's allowedRoutes to admit it.",
+    )
+    section_name: str = Field(
+        default="", max_length=253, description="The Gateway listener to attach to. Empty attaches to every listener."
+    )
+
+
+class Routing(ApiModel):
+    """Reach the model through the platform's Gateway, by the Gateway API Inference Extension."""
+
+    gateway: GatewayReference = Field(description="The Gateway routing to the model.")
+    hostnames: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=16, description="Host names the route matches. Empty matches the listener's."
+    )
+    path: str = Field(
+        default="/",
+        max_length=1024,
+        pattern=r"^/",
+        description="Path prefix the route matches, such as /v1 or /llama. Requests keep their path.",
+    )
+    failure_mode: Literal["FailClose", "FailOpen"] = Field(
+        default="FailClose",
+        description=(
+            "What the Gateway does when the endpoint picker does not answer: FailClose rejects the request, "
+            "FailOpen sends it to any replica of the pool."
+        ),
+    )
+
+
 class ModelDeploymentSpec(ApiModel):
     """Desired state of a ModelDeployment."""
 
@@ -292,6 +328,13 @@ class ModelDeploymentSpec(ApiModel):
                     "and takes no tritonserver flags",
                     ".runtime.openai.enabled",
                 ),
+                cel(
+                    "!has(self.routing) || (has(self.runtime.openai) && has(self.runtime.openai.enabled)"
+                    " && self.runtime.openai.enabled)",
+                    "routing needs runtime.openai.enabled: the endpoint picker reads OpenAI requests and routes to "
+                    "the frontend's port",
+                    ".routing",
+                ),
             ]
         }
     }
@@ -304,6 +347,14 @@ class ModelDeploymentSpec(ApiModel):
     placement: Placement = block(Placement, "Where replicas may run.")
     rollout: Rollout = block(Rollout, "Rolling update parameters.")
     paused: bool = Field(default=False, description="Stop reconciling; children stay as they are.")
+    routing: Routing | None = Field(
+        default=None,
+        description=(
+            "Route to the model from a Gateway through an InferencePool and its endpoint picker, which sends each "
+            "request to the least loaded replica by Triton's TensorRT-LLM metrics. Needs the Gateway API and "
+            "Inference Extension CRDs, and runtime.openai.enabled."
+        ),
+    )
 
     @property
     def gpus_per_replica(self) -> int:
@@ -367,6 +418,21 @@ class Endpoints(ApiModel):
     openai: str = Field(default="", description="OpenAI-compatible API base URL, when runtime.openai is enabled.")
 
 
+class RoutingStatus(ApiModel):
+    """The route from the Gateway and whether the Gateway took it."""
+
+    gateway: str = Field(default="", description="The Gateway, as namespace/name.")
+    http_route: str = Field(default="", description="The HTTPRoute Meridian keeps.")
+    inference_pool: str = Field(default="", description="The InferencePool over the model's pods.")
+    endpoint_picker: str = Field(default="", description="The endpoint picker's Service (gRPC, ext-proc).")
+    accepted: str = Field(
+        default="Unknown",
+        description="True once the Gateway accepted the route and the pool, False if it refused one, else Unknown.",
+    )
+    endpoint_picker_ready: bool = Field(default=False, description="The endpoint picker's pod is ready.")
+    message: str = Field(default="", description="What the Gateway said, or what it has not said yet.")
+
+
 class AutoscalingStatus(ApiModel):
     """Last autoscaling evaluation."""
 
@@ -410,6 +476,7 @@ class ModelDeploymentStatus(ApiModel):
     endpoints: Endpoints | None = Field(default=None, description="Where clients reach the model.")
     residency: ResidencyStatus | None = Field(default=None, description="Where pods run, proven from their nodes.")
     autoscaling: AutoscalingStatus | None = Field(default=None, description="Last autoscaling evaluation.")
+    routing: RoutingStatus | None = Field(default=None, description="The route in from the Gateway, with spec.routing.")
     runtime: RuntimeStatus | None = Field(default=None, description="What Triton reports.")
 
 

@@ -23,6 +23,7 @@ from meridian.reconcile.informer import CacheUnavailable, Change, Informer, Key
 from meridian.reconcile.kube import Kube
 from meridian.reconcile.peering import PEERING_API, is_active, peering_status
 from meridian.render.labels import MANAGED_BY
+from meridian.render.routing import POOL_API, ROUTE_API
 from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL
 
 CHILD_KINDS = (
@@ -30,7 +31,13 @@ CHILD_KINDS = (
     ("v1", "Service"),
     ("apps/v1", "Deployment"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    (POOL_API, "InferencePool"),
+    (ROUTE_API, "HTTPRoute"),
 )
+OPTIONAL_KINDS = frozenset({"InferencePool", "HTTPRoute"})  # from CRDs a cluster may not have
 MANAGED_SELECTOR = f"{MANAGED_BY}=meridian"
 T = TypeVar("T")
 
@@ -84,6 +91,7 @@ class Listeners:
     region: Change | None = None
     namespace: Change | None = None
     capacity: Callable[[], None] | None = None
+    served: Callable[[str], None] | None = None  # an optional child kind's CRD was installed
 
 
 def _region(obj: Mapping[str, Any]) -> Region:
@@ -135,6 +143,8 @@ class Caches:
                 project=_only(watched, projections.packed),
                 index_by=lambda child: child.controller[2] or None,
                 on_change=heard.child,
+                optional=kind in OPTIONAL_KINDS,
+                on_served=heard.served,
             )
             for api_version, kind in CHILD_KINDS
         }
@@ -186,6 +196,10 @@ class Caches:
                 if ns == namespace:
                     out[(kind, name)] = child.obj
         return out
+
+    def unserved(self) -> frozenset[str]:
+        """Child kinds the API server does not serve now (their CRDs are not installed)."""
+        return frozenset(kind for kind, informer in self.children.items() if not informer.served)
 
     def pods_of(self, namespace: str, label: str) -> list[dict[str, Any]]:
         """A model's pods, found by its model-deployment label value."""

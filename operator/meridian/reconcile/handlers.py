@@ -330,8 +330,15 @@ def listeners(st: State) -> Listeners:
         for model in sorted(k for k in st.models if k[0] == key[1]):
             requeue(st, *model, delay=0.1)
 
+    def served(kind: str) -> None:
+        """The Gateway API or Inference Extension CRDs arrived: models asking for routing go on."""
+        for key, body in sorted(st.models.items()):
+            if (body.get("spec") or {}).get("routing"):
+                requeue(st, *key, delay=0.1)
+
     return Listeners(
         child=child,
+        served=served,
         pod=pod,
         node=node,
         region=lambda key, old, new: region_changed(st, key[1], old, new),

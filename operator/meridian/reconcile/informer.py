@@ -26,6 +26,7 @@ Change = Callable[[Key, Any, Any], None]  # (key, old projection or None, new pr
 PAGE = 500
 WATCH_SECONDS = 300  # the API server ends each watch after this; we resume from the last version
 FATAL = (401, 403, 404)  # a kind we may not watch, or that does not exist: waiting cannot fix it
+UNSERVED_RETRY = 30.0  # seconds between looks for an optional kind the API server does not serve
 BACKOFF = (0.5, 3.0)  # first and longest wait between tries: a restarted API server is seen within seconds
 
 log = get_logger("meridian.informer")
@@ -54,7 +55,12 @@ class Informer(Generic[T]):
         project: Callable[[Mapping[str, Any]], T | None],
         index_by: Callable[[T], Hashable | None] | None = None,
         on_change: Change | None = None,
+        optional: bool = False,
+        on_served: Callable[[str], None] | None = None,
     ) -> None:
+        """`optional`: a kind from a CRD the cluster may lack (Gateway API). While the API server
+        does not serve it the store is empty, `served` is False, and the list is tried again now
+        and then, so CRDs installed later are picked up without a restart; `on_served` hears when."""
         self.kube = kube
         self.api_version, self.kind = api_version, kind
         self.namespaces = namespaces
@@ -67,6 +73,9 @@ class Informer(Generic[T]):
         self.listed: set[str] = set()
         self.synced = asyncio.Event()
         self.failure: CacheUnavailable | None = None
+        self.optional = optional
+        self.on_served = on_served
+        self.served = True
 
     def __repr__(self) -> str:
         return f"Informer({self.kind}, {len(self.store)} objects)"
@@ -137,6 +146,16 @@ class Informer(Generic[T]):
                 if e.status == 410:  # too old to resume: list again
                     version = ""
                     continue
+                if e.status == 404 and self.optional:
+                    if self.served:
+                        log.info("kind not served; looking again later", kind=self.kind, retry_in=UNSERVED_RETRY)
+                    self.served, version = False, ""
+                    self._replace(namespace, [])
+                    self.listed.add(namespace)
+                    if self.listed >= set(self.namespaces):
+                        self.synced.set()
+                    await asyncio.sleep(UNSERVED_RETRY)
+                    continue
                 if e.status in FATAL and not self.synced.is_set():
                     self.failure = CacheUnavailable(
                         f"cannot list {self.kind} {_where(namespace)}: {e.status} {api_message(e)}"
@@ -169,8 +188,13 @@ class Informer(Generic[T]):
             token = str(meta.get("continue") or "")
             if not token:
                 break
-        if namespace in self.listed:
+        if namespace in self.listed and self.served:
             CACHE_RELISTS.labels(self.kind).inc()
+        if not self.served:
+            log.info("kind served now", kind=self.kind)
+            self.served = True
+            if self.on_served is not None:
+                self.on_served(self.kind)
         self._replace(namespace, objects)
         self.listed.add(namespace)
         if self.listed >= set(self.namespaces):

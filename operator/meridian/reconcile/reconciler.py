@@ -69,6 +69,7 @@ def gather(
         held=dict(held or {}),
         now=time.time(),
         settings=settings,
+        unserved=caches.unserved(),
     )
 
 

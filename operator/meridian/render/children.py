@@ -10,6 +10,7 @@ from meridian.placement.plan import Plan
 from meridian.render.configmap import config_map
 from meridian.render.deployment import deployment
 from meridian.render.pdb import pod_disruption_budget
+from meridian.render.routing import routing_children
 from meridian.render.service import service
 from meridian.runtime.repository import model_repository
 
@@ -21,4 +22,4 @@ def children(md: ModelDeployment, plan: Plan, settings: Settings) -> list[dict[s
         out.append(service(md, target.region))
         out.append(deployment(md, target, settings, files))
     out.append(pod_disruption_budget(md))
-    return out
+    return out + routing_children(md, plan, settings)

@@ -9,7 +9,7 @@ from meridian.api.modeldeployment import ModelDeployment
 from meridian.config import Settings
 from meridian.placement.plan import RegionTarget
 from meridian.render.configmap import config_hash, config_items
-from meridian.render.labels import REGION_LABEL, labels, metadata, selector
+from meridian.render.labels import ENGINE_LABEL, REGION_LABEL, TRITON_ENGINE, labels, metadata, selector
 from meridian.render.names import config_map_name, label_value, regional_name
 from meridian.render.reach import node_affinity
 from meridian.runtime.fetch import init_containers
@@ -107,6 +107,8 @@ def deployment(
     spec = md.spec
     name = regional_name(md.metadata.name, target.region)
     pod_labels = labels(md, target.region)
+    if spec.routing is not None:  # the InferencePool selects these, and its picker reads them as Triton's
+        pod_labels[ENGINE_LABEL] = TRITON_ENGINE
     match = {**selector(md), REGION_LABEL: label_value(target.region)}
     pod_spec: dict[str, Any] = {
         "initContainers": init_containers(md, settings.downloader_image, triton_image(md, settings)),

@@ -13,6 +13,9 @@ from meridian.render.names import label_value
 MD_LABEL = f"{GROUP}/model-deployment"
 REGION_LABEL = f"{GROUP}/region"
 MANAGED_BY = "app.kubernetes.io/managed-by"
+# the Inference Extension's endpoint picker reads each pod's metrics by the engine this label names
+ENGINE_LABEL = "inference.networking.k8s.io/engine-type"
+TRITON_ENGINE = "triton-tensorrt-llm"
 
 
 def selector(md: ModelDeployment) -> dict[str, str]:

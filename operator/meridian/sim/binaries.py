@@ -43,6 +43,11 @@ def search_path() -> list[Path]:
     return dirs
 
 
+def gateway_crds() -> Path | None:
+    """The Gateway API and Inference Extension CRDs hack/build-tools.sh copied from their modules."""
+    return next((d / "gateway-crds" for d in search_path() if (d / "gateway-crds").is_dir()), None)
+
+
 def repo_root() -> Path | None:
     """The checkout this package runs from, if it is one (an installed wheel has no hack/)."""
     root = Path(__file__).resolve().parents[3]

@@ -257,7 +257,7 @@ def apply_regions(api: k8s.ApiClient, manifests: list[dict[str, Any]]) -> None:
         _discard(response)
 
 
-def _apply_crd_dir(api: k8s.ApiClient, crd_dir: Path | None) -> None:
+def apply_crd_dir(api: k8s.ApiClient, crd_dir: Path | None) -> None:
     if crd_dir is None or not crd_dir.is_dir():
         return
     crds = load_crds(crd_dir)
@@ -284,7 +284,7 @@ def apply_fleet(
     nodes = fleetmod.node_manifests(fleet)
     with ThreadPoolExecutor(max_workers=1) as background:
         # CRDs wait on the API server's establishing controller, not on us: overlap that with the nodes
-        crds_done = background.submit(_apply_crd_dir, api, crd_dir)
+        crds_done = background.submit(apply_crd_dir, api, crd_dir)
         apply_nodes(api, nodes, prune=prune)
         _log().info("applied nodes", nodes=len(nodes), seconds=round(time.monotonic() - t0, 2))
         crds_done.result()

@@ -89,6 +89,7 @@ def up(fleet: Path, workdir: Path, foreground: bool = False) -> int:
         api = cluster.api_client(kubeconfig)
         try:
             cluster.apply_fleet(api, spec, crd_dir(), prune=True)
+            cluster.apply_crd_dir(api, binaries.gateway_crds())  # so that spec.routing can be tried
         finally:
             api.close()  # type: ignore[no-untyped-call]
         st = state.load(workdir)

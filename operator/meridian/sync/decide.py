@@ -19,6 +19,7 @@ from meridian.placement.failover import next_change
 from meridian.placement.plan import Plan, plan
 from meridian.placement.types import Hold, Observed, Problem
 from meridian.render.children import children
+from meridian.render.labels import REGION_LABEL
 from meridian.render.names import label_value
 from meridian.runtime.validate import spec_problems as runtime_spec_problems
 from meridian.sync.decision import Decision, Eviction, Note, Prune, Record
@@ -27,6 +28,7 @@ from meridian.sync.insync import in_sync
 from meridian.sync.observe import observe
 from meridian.sync.pending import pending_problems, unready_nodes
 from meridian.sync.residency import Proof, prove, required_tags
+from meridian.sync.routing import routing_problems, routing_status
 from meridian.sync.stall import newly_stalled, pod_problems
 from meridian.sync.status import build_status, same_status
 from meridian.sync.world import ChildKey, World
@@ -67,7 +69,7 @@ def sync(world: World) -> Decision:
     required = required_tags(md.spec.placement.residency, ns_tag)
     proof = prove(required, world.pods, claims, regions)
     names = {label_value(r.name): r.name for r in regions}  # region label value → Region
-    deployments = [o for (kind, _), o in sorted(world.owned.items()) if kind == "Deployment"]
+    deployments = [o for (kind, _), o in sorted(world.owned.items()) if kind == "Deployment" and _regional(o)]
     evicted = evictions(md, deployments, proof, world.pods, regions, untrusted, ns_tag, names)
     gone = {e.name for e in evicted if e.kind == "Deployment"}
     remaining = [d for d in deployments if d["metadata"]["name"] not in gone]
@@ -84,7 +86,7 @@ def sync(world: World) -> Decision:
         p = Plan(md.spec.replicas)
     else:
         p = plan(md.spec, regions, observed, desired_total(md), untrusted)
-        problems += [*p.problems, *runtime_spec_problems(md)]
+        problems += [*p.problems, *runtime_spec_problems(md), *routing_problems(md, world.unserved)]
     applies: list[dict[str, Any]] = []
     prunes: list[Prune] = []
     # being deleted (garbage collection takes the children), or a retry of a failed write (this pass
@@ -125,6 +127,9 @@ def sync(world: World) -> Decision:
         progress_problem=next((x for x in problems if x.reason == "ApplyFailed"), None),
     )
     status["residency"] = _residency_status(md, proof, world.now)
+    routed = routing_status(md, world.owned)
+    if routed is not None:
+        status["routing"] = routed
     satisfied = all(c["status"] == "True" for c in status["conditions"] if c["type"] in ("Ready", "PlacementSatisfied"))
     held = None if p.stalled or md.spec.paused else p.held
     return Decision(
@@ -184,18 +189,23 @@ def _prunes(
     wanted = {_key(o) for o in desired}
     replacing: dict[str, tuple[str, int]] = {}
     for o in desired:
-        if o["kind"] == "Deployment":
+        if o["kind"] == "Deployment" and _regional(o):
             replacing[region_of_child(o, names)] = (o["metadata"]["name"], int(o["spec"]["replicas"]))
     out = []
     for (kind, name), obj in sorted(world.owned.items()):
         if (kind, name) in wanted or (kind == "Deployment" and name in gone):
             continue
-        if kind == "Deployment":
+        if kind == "Deployment" and _regional(obj):
             new = replacing.get(region_of_child(obj, names))
             if new is not None and _ready(world.owned.get(("Deployment", new[0]))) < new[1]:
                 continue
         out.append(Prune(str(obj.get("apiVersion", "v1")), kind, name))
     return out
+
+
+def _regional(obj: Mapping[str, Any]) -> bool:
+    """A Deployment of the model's replicas in one region, not the endpoint picker's."""
+    return REGION_LABEL in ((obj.get("metadata") or {}).get("labels") or {})
 
 
 def _ready(obj: Mapping[str, Any] | None) -> int:
@@ -271,7 +281,7 @@ def _placement_records(
     """One residency.placement line per Deployment whose replica count changes."""
     out = []
     for obj in applies:
-        if obj["kind"] != "Deployment":
+        if obj["kind"] != "Deployment" or not _regional(obj):
             continue
         before = int(((owned.get(_key(obj)) or {}).get("spec") or {}).get("replicas") or 0)
         after = int(obj["spec"]["replicas"])

@@ -42,7 +42,8 @@ class World:
     this model would create that exist already under another controller (or none), with who that
     is, so that a name is never taken over. `claims` says which Regions select each node (from the
     Regions' selectors and the nodes' labels); `namespace_residency` is the namespace's
-    `serving.meridian.dev/residency` label ("" when unlabelled).
+    `serving.meridian.dev/residency` label ("" when unlabelled). `unserved` are child kinds whose
+    CRDs the cluster lacks (InferencePool, HTTPRoute), which a model asking for routing needs.
     """
 
     model: ModelDeployment
@@ -56,3 +57,4 @@ class World:
     now: float = 0.0
     settings: Settings = field(default_factory=Settings)
     apply_failure: ApplyFailure | None = None
+    unserved: frozenset[str] = frozenset()
