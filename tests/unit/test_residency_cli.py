@@ -10,6 +10,7 @@ import pytest
 from tests.sync_worlds import model, nodes_of, pod, region
 
 from meridian.cli.residency import Row, check, print_rows
+from meridian.render.routing import PICKER_LABEL
 
 pytestmark = pytest.mark.unit
 
@@ -57,3 +58,13 @@ def test_the_namespace_label_adds_to_what_the_model_requires() -> None:
     assert [r.required for r in rows] == [("EU", "FR")]
     rows = rows_for([pod("a", "gra", "gra-0")], {"bank": "CH"})
     assert [r.violation for r in rows] == ["region gra lacks CH"]
+
+
+def test_a_models_endpoint_picker_is_audited_under_the_models_residency() -> None:
+    """The picker reads every prompt: on a UK node it is a violation of the EU model it serves."""
+    picker = pod("llm-epp-0", "gra", "eri-0")
+    picker["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "meridian", PICKER_LABEL: "llm"}
+    rows = rows_for([picker])
+    assert [(r.model, r.pod, list(r.required), r.violation) for r in rows] == [
+        ("llm", "llm-epp-0", ["EU"], "region eri lacks EU")
+    ]

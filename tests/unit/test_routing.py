@@ -195,3 +195,21 @@ def test_the_picker_deployment_is_not_a_regional_replica() -> None:
     assert decision.evictions == ()
     assert not [p for p in decision.prunes if p.kind == "Deployment"]
     assert (decision.status or {})["routing"]["endpointPickerReady"] is True
+
+
+def test_routing_removed_takes_status_routing_with_it() -> None:
+    """Status is written only when it changed; a status.routing left over from a removed
+    spec.routing is a change, not a field someone else set."""
+    md = routed()
+    first = sync(World(model=md, regions=REGIONS))
+    assert first.status is not None and "routing" in first.status
+    spec = md.spec.model_dump(by_alias=True, exclude_none=True)
+    spec.pop("routing")
+    gone = ModelDeployment.model_validate(
+        {"metadata": md.metadata.model_dump(by_alias=True), "spec": spec, "status": first.status}
+    )
+    assert gone.status.routing is not None
+    again = sync(World(model=gone, regions=REGIONS))
+    assert again.status is not None and "routing" not in again.status
+    settled = ModelDeployment.model_validate({**gone.model_dump(by_alias=True), "status": again.status})
+    assert sync(World(model=settled, regions=REGIONS)).status is None  # and then nothing to write

@@ -22,6 +22,7 @@ from meridian.api.region import Region
 from meridian.placement.claims import node_claims
 from meridian.render.labels import MANAGED_BY, MD_LABEL
 from meridian.render.names import label_value
+from meridian.render.routing import PICKER_LABEL
 from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL, bound_node, place, required_tags
 
 
@@ -68,12 +69,15 @@ def check(
             continue
         meta = pod["metadata"]
         ns = meta.get("namespace", "")
-        md = by_label.get((ns, (meta.get("labels") or {}).get(MD_LABEL, "")))
+        labels = meta.get("labels") or {}
+        # a model's endpoint picker reads its prompts: audited under the model's residency too
+        label = labels.get(MD_LABEL) or labels.get(PICKER_LABEL, "")
+        md = by_label.get((ns, label))
         residency = md.spec.placement.residency if md else []
         required = required_tags(residency, namespace_tags.get(ns, ""))
         where = place(meta["name"], node, required, claims, by_name)
         why = where.why if required else ""
-        model = md.metadata.name if md else (meta.get("labels") or {}).get(MD_LABEL, "")
+        model = md.metadata.name if md else label
         rows.append(Row(ns, model, where.pod, node, where.region, where.jurisdictions, required, why))
     return sorted(rows, key=lambda r: (r.namespace, r.model, r.pod))
 

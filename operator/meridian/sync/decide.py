@@ -136,7 +136,8 @@ def sync(world: World) -> Decision:
         evictions=tuple(evicted),
         applies=tuple(applies),
         prunes=tuple(prunes),
-        status=None if same_status(status, md.status.wire()) else status,
+        # a status.routing left from a removed spec.routing is not "a field we did not set"
+        status=None if same_status(status, md.status.wire()) and (routed or not md.status.routing) else status,
         notes=tuple(notes),
         records=tuple(records),
         problems=tuple(stalled),

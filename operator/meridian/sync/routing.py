@@ -11,7 +11,7 @@ from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.placement.types import Problem
-from meridian.render.routing import POOL_API, ROUTE_API, picker_name, pool_name
+from meridian.render.routing import EXT_PROC_PORT, POOL_API, ROUTE_API, picker_name, pool_name
 from meridian.sync.world import ChildKey
 
 NEEDED = {"InferencePool": POOL_API, "HTTPRoute": ROUTE_API}
@@ -77,7 +77,7 @@ def routing_status(md: ModelDeployment, owned: Mapping[ChildKey, Mapping[str, An
         "gateway": f"{namespace}/{name}",
         "httpRoute": pool,
         "inferencePool": pool,
-        "endpointPicker": f"{picker_name(md)}.{md.metadata.namespace}.svc:9002",
+        "endpointPicker": f"{picker_name(md)}.{md.metadata.namespace}.svc:{EXT_PROC_PORT}",
         "accepted": accepted,
         "message": f"HTTPRoute: {route_said[1]}; InferencePool: {pool_said[1]}",
         "endpointPickerReady": int((picker.get("status") or {}).get("readyReplicas") or 0) > 0,
