@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.fixtures_operator import Mdeps, OperatorProcess, wait_for
 
 from meridian.render.labels import ENGINE_LABEL, MD_LABEL, TRITON_ENGINE
+from meridian.render.names import picker_name
 from meridian.sim import binaries, cluster
 
 pytestmark = pytest.mark.integration
@@ -26,6 +27,7 @@ POOL = ("inference.networking.k8s.io", "v1", "inferencepools")
 ROUTE = ("gateway.networking.k8s.io", "v1", "httproutes")
 GATEWAY = ("gateway.networking.k8s.io", "v1", "gateways")
 REGION_NODE_LABEL = "topology.kubernetes.io/region"
+EPP = picker_name("llama")
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +112,12 @@ def test_a_routed_model_gets_its_pool_picker_and_route_and_the_gateways_verdict(
     pool = wait_for("the InferencePool", lambda: custom(k8s, POOL, namespace, "llama"), timeout=90)
     route = wait_for("the HTTPRoute", lambda: custom(k8s, ROUTE, namespace, "llama"), timeout=30)
     assert pool["spec"]["targetPorts"] == [{"number": 9000}]
-    assert pool["spec"]["endpointPickerRef"]["name"] == "llama-epp"
+    assert pool["spec"]["endpointPickerRef"]["name"] == EPP
     assert route["spec"]["rules"][0]["backendRefs"][0]["kind"] == "InferencePool"
     assert route["spec"]["rules"][0]["matches"] == [{"path": {"type": "PathPrefix", "value": "/llama"}}]
-    picker_service = core.read_namespaced_service("llama-epp", namespace)
+    picker_service = core.read_namespaced_service(EPP, namespace)
     assert {p.port for p in picker_service.spec.ports} == {9002, 9090}
-    assert client.RbacAuthorizationV1Api(k8s).read_namespaced_role_binding("llama-epp", namespace).role_ref.name == (
-        "llama-epp"
-    )
+    assert client.RbacAuthorizationV1Api(k8s).read_namespaced_role_binding(EPP, namespace).role_ref.name == (EPP)
 
     # the pool selects the model's replicas, all of them and nothing else (not the picker)
     selector = ",".join(f"{k}={v}" for k, v in pool["spec"]["selector"]["matchLabels"].items())
@@ -157,7 +157,7 @@ def test_a_routed_model_gets_its_pool_picker_and_route_and_the_gateways_verdict(
     mdeps.patch("llama", {"spec": {"routing": None}})
     wait_for("the pool pruned", lambda: custom(k8s, POOL, namespace, "llama") is None)
     wait_for("the route pruned", lambda: custom(k8s, ROUTE, namespace, "llama") is None)
-    wait_for("the picker pruned", lambda: "llama-epp" not in mdeps.deployments("llama"))
+    wait_for("the picker pruned", lambda: EPP not in mdeps.deployments("llama"))
     assert len(mdeps.deployments("llama")) == 1
 
     # routing back, then the model deleted: nothing of either is left

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.sync_worlds import model, nodes_of, region, world
 
-from meridian.render.names import DNS1035, LABEL_VALUE, model_service_name, regional_name
+from meridian.render.names import DNS1035, LABEL_VALUE, model_service_name, picker_name, regional_name
 from meridian.sync import sync
 
 pytestmark = pytest.mark.unit
@@ -35,9 +35,20 @@ def check_object(obj: dict[str, Any]) -> None:
         assert len(value) <= 63 and LABEL_VALUE.match(value), value
 
 
-@given(SUBDOMAIN, SUBDOMAIN)
-def test_any_accepted_model_and_region_name_renders_valid_children(md_name: str, region_name: str) -> None:
-    md = model(name=md_name, placement={"residency": ["EU"], "regions": [{"name": region_name}]})
+ROUTED = {
+    "model": {"format": "tensorrt-llm", "storageUri": "s3://m/e", "tokenizerUri": "hf://o/t"},
+    "runtime": {"openai": {"enabled": True}},
+    "routing": {"gateway": {"name": "gw"}},
+}
+
+
+@given(SUBDOMAIN, SUBDOMAIN, st.booleans())
+def test_any_accepted_model_and_region_name_renders_valid_children(
+    md_name: str, region_name: str, routed: bool
+) -> None:
+    md = model(
+        name=md_name, placement={"residency": ["EU"], "regions": [{"name": region_name}]}, **(ROUTED if routed else {})
+    )
     reg = region(region_name, ["EU"], {"node-restriction.kubernetes.io/region": "r"})
     d = sync(world(md, [reg], {"n": {"node-restriction.kubernetes.io/region": "r"}}))
     assert d.applies, d.problems
@@ -50,6 +61,9 @@ def test_two_different_pairs_never_share_a_child_name(a: str, r: str, b: str, s:
     if (a, r) != (b, s):
         assert regional_name(a, r) != regional_name(b, s)
     assert regional_name(a, r) != model_service_name(b)
+    assert picker_name(a) not in (model_service_name(b), regional_name(b, s))
+    if a != b:
+        assert picker_name(a) != picker_name(b)
 
 
 def test_the_example_from_the_issue_serves() -> None:

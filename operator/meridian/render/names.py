@@ -63,6 +63,12 @@ def regional_name(md: str, region: str) -> str:
     return f"{prefix}-{digest(md, region)}"
 
 
+def picker_name(md: str) -> str:
+    """The endpoint picker's objects (spec.routing): `<md>-epp-<hash>`, a DNS-1035 label. The hash
+    keeps it from meeting the Service of a model that is itself named `<md>-epp`."""
+    return f"{_dns1035_prefix(f'{md}-epp', MAX_LABEL - HASH_LEN - 1)}-{digest(md, 'endpoint-picker')}"
+
+
 def config_map_name(md: str) -> str:
     name = f"{md}-model-repository"
     return name if len(name) <= MAX_SUBDOMAIN else f"{md[:200].rstrip('.-')}-{digest(md)}-model-repository"

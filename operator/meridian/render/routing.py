@@ -16,8 +16,9 @@ import yaml
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.config import Settings
 from meridian.placement.plan import Plan
+from meridian.render import names
 from meridian.render.labels import ENGINE_LABEL, MANAGED_BY, TRITON_ENGINE, metadata, selector
-from meridian.render.names import dns1035, label_value, model_service_name
+from meridian.render.names import label_value, model_service_name
 from meridian.runtime.launch import OPENAI_PORT
 
 POOL_API = "inference.networking.k8s.io/v1"
@@ -44,7 +45,7 @@ def pool_name(md: ModelDeployment) -> str:
 
 def picker_name(md: ModelDeployment) -> str:
     """ServiceAccount, Role, RoleBinding, ConfigMap, Deployment and Service of the picker."""
-    return dns1035(f"{md.metadata.name}-epp", md.metadata.name, "endpoint-picker")
+    return names.picker_name(md.metadata.name)
 
 
 def picker_config() -> str:
