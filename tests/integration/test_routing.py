@@ -108,8 +108,8 @@ def test_a_routed_model_gets_its_pool_picker_and_route_and_the_gateways_verdict(
     co.create_namespaced_custom_object(*GATEWAY[:2], namespace, GATEWAY[2], gateway)
     mdeps.create("llama", spec())
 
-    # the session operator looks for the CRDs again within 30 s of their installation
-    pool = wait_for("the InferencePool", lambda: custom(k8s, POOL, namespace, "llama"), timeout=90)
+    # the session operator hears of the CRDs from its watch on CustomResourceDefinitions
+    pool = wait_for("the InferencePool", lambda: custom(k8s, POOL, namespace, "llama"), timeout=60)
     route = wait_for("the HTTPRoute", lambda: custom(k8s, ROUTE, namespace, "llama"), timeout=30)
     assert pool["spec"]["targetPorts"] == [{"number": 9000}]
     assert pool["spec"]["endpointPickerRef"]["name"] == EPP
@@ -139,9 +139,12 @@ def test_a_routed_model_gets_its_pool_picker_and_route_and_the_gateways_verdict(
     node = core.read_node(wait_for("the picker's pod to be scheduled", picker_pod).spec.node_name)
     assert node.metadata.labels[REGION_NODE_LABEL] == "gra"
 
-    status = wait_for("status.routing", lambda: routing_status(mdeps, "llama") or None)
+    # once the operator has seen both objects, it waits for the Gateway's word on them
+    status = wait_for(
+        "status.routing to await the Gateway",
+        lambda: (s := routing_status(mdeps, "llama")) and s["message"].count("has not reported") == 2 and s,
+    )
     assert status["gateway"] == f"{namespace}/inference" and status["accepted"] == "Unknown"
-    assert "has not reported" in status["message"]
 
     report(k8s, ROUTE, namespace, "llama", Accepted="True", ResolvedRefs="True")
     report(k8s, POOL, namespace, "llama", Accepted="True", ResolvedRefs="True")

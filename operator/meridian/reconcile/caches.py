@@ -20,7 +20,7 @@ from meridian.api.region import Region
 from meridian.placement.claims import NodeClaims, node_claims
 from meridian.reconcile import projections
 from meridian.reconcile.informer import CacheUnavailable, Change, Informer, Key
-from meridian.reconcile.kube import Kube
+from meridian.reconcile.kube import PLURALS, Kube
 from meridian.reconcile.peering import PEERING_API, is_active, peering_status
 from meridian.render.labels import MANAGED_BY
 from meridian.render.routing import POOL_API, ROUTE_API
@@ -39,6 +39,7 @@ CHILD_KINDS = (
 )
 OPTIONAL_KINDS = frozenset({"InferencePool", "HTTPRoute"})  # from CRDs a cluster may not have
 MANAGED_SELECTOR = f"{MANAGED_BY}=meridian"
+CRD_API = "apiextensions.k8s.io/v1"
 T = TypeVar("T")
 
 
@@ -98,6 +99,13 @@ def _region(obj: Mapping[str, Any]) -> Region:
     return Region.model_validate(obj)
 
 
+def _established(obj: Mapping[str, Any]) -> str | None:
+    """A CRD's name once the API server serves its kind, else nothing."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    ok = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    return str(obj["metadata"]["name"]) if ok else None
+
+
 def _residency_label(obj: Mapping[str, Any]) -> str:
     return str(((obj.get("metadata") or {}).get("labels") or {}).get(NAMESPACE_RESIDENCY_LABEL, ""))
 
@@ -148,6 +156,14 @@ class Caches:
             )
             for api_version, kind in CHILD_KINDS
         }
+        # established CRDs, by name: an optional child kind's CRD arriving wakes its informer
+        self.crds: Informer[str] = Informer(
+            kube,
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            project=_established,
+            on_change=self._crd_changed,
+        )
         # kopf keeps one ClusterKopfPeering when it serves the whole cluster, else a KopfPeering per namespace
         self.peering_name = peering
         self.peering_clusterwide = not patterns
@@ -164,7 +180,14 @@ class Caches:
 
     @property
     def informers(self) -> list[Informer[Any]]:
-        out: list[Informer[Any]] = [self.regions, self.nodes, self.namespaces, self.pods, *self.children.values()]
+        out: list[Informer[Any]] = [
+            self.regions,
+            self.nodes,
+            self.namespaces,
+            self.pods,
+            self.crds,
+            *self.children.values(),
+        ]
         return out + ([self.peering] if self.peering is not None else [])
 
     def start(self) -> None:
@@ -247,6 +270,14 @@ class Caches:
                 self.listeners.capacity()
         if self.listeners.pod is not None and projections.model_of_pod(new or old or {}) is not None:
             self.listeners.pod(key, old, new)
+
+    def _crd_changed(self, key: Key, old: str | None, new: str | None) -> None:
+        if new is None or old is not None:
+            return
+        for api_version, kind in CHILD_KINDS:
+            group = api_version.rpartition("/")[0]
+            if kind in OPTIONAL_KINDS and new == f"{PLURALS[(api_version, kind)]}.{group}":
+                self.children[kind].wake.set()
 
     def _node_changed(self, key: Key, old: Any, new: Any) -> None:
         labels = new["metadata"]["labels"] if new is not None else None

@@ -26,7 +26,7 @@ Change = Callable[[Key, Any, Any], None]  # (key, old projection or None, new pr
 PAGE = 500
 WATCH_SECONDS = 300  # the API server ends each watch after this; we resume from the last version
 FATAL = (401, 403, 404)  # a kind we may not watch, or that does not exist: waiting cannot fix it
-UNSERVED_RETRY = 30.0  # seconds between looks for an optional kind the API server does not serve
+UNSERVED_TRIES = 6  # lists of an optional kind after its CRD is established, before waiting again
 BACKOFF = (0.5, 3.0)  # first and longest wait between tries: a restarted API server is seen within seconds
 
 log = get_logger("meridian.informer")
@@ -59,8 +59,9 @@ class Informer(Generic[T]):
         on_served: Callable[[str], None] | None = None,
     ) -> None:
         """`optional`: a kind from a CRD the cluster may lack (Gateway API). While the API server
-        does not serve it the store is empty, `served` is False, and the list is tried again now
-        and then, so CRDs installed later are picked up without a restart; `on_served` hears when."""
+        does not serve it the store is empty, `served` is False, and the list waits for `wake`,
+        which the CRD cache sets when that CRD becomes established: a CRD installed later is
+        picked up without a restart and without polling; `on_served` hears when."""
         self.kube = kube
         self.api_version, self.kind = api_version, kind
         self.namespaces = namespaces
@@ -76,6 +77,7 @@ class Informer(Generic[T]):
         self.optional = optional
         self.on_served = on_served
         self.served = True
+        self.wake = asyncio.Event()  # its CRD was established: list again
 
     def __repr__(self) -> str:
         return f"Informer({self.kind}, {len(self.store)} objects)"
@@ -135,6 +137,7 @@ class Informer(Generic[T]):
     async def _run_one(self, namespace: str) -> None:
         backoff = BACKOFF[0]
         version = ""
+        tries = UNSERVED_TRIES
         while True:
             try:
                 if not version:
@@ -148,13 +151,20 @@ class Informer(Generic[T]):
                     continue
                 if e.status == 404 and self.optional:
                     if self.served:
-                        log.info("kind not served; looking again later", kind=self.kind, retry_in=UNSERVED_RETRY)
+                        log.info("kind not served; waiting for its CRD", kind=self.kind)
                     self.served, version = False, ""
                     self._replace(namespace, [])
                     self.listed.add(namespace)
                     if self.listed >= set(self.namespaces):
                         self.synced.set()
-                    await asyncio.sleep(UNSERVED_RETRY)
+                    if self.wake.is_set():  # established just now: discovery can lag by a moment
+                        if tries := tries - 1:
+                            await asyncio.sleep(backoff)
+                            backoff = min(backoff * 2, BACKOFF[1])
+                            continue
+                        self.wake.clear()
+                    await self.wake.wait()
+                    tries = UNSERVED_TRIES
                     continue
                 if e.status in FATAL and not self.synced.is_set():
                     self.failure = CacheUnavailable(
@@ -193,6 +203,7 @@ class Informer(Generic[T]):
         if not self.served:
             log.info("kind served now", kind=self.kind)
             self.served = True
+            self.wake.clear()
             if self.on_served is not None:
                 self.on_served(self.kind)
         self._replace(namespace, objects)

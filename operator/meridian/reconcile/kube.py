@@ -35,12 +35,13 @@ PLURALS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
     ("inference.networking.k8s.io/v1", "InferencePool"): "inferencepools",
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): "customresourcedefinitions",
     (f"{GROUP}/{VERSION}", "ModelDeployment"): "modeldeployments",
     (f"{GROUP}/{VERSION}", "Region"): "regions",
     ("kopf.dev/v1", "KopfPeering"): "kopfpeerings",
     ("kopf.dev/v1", "ClusterKopfPeering"): "clusterkopfpeerings",
 }
-CLUSTER_SCOPED = {"Node", "Namespace", "Region", "ClusterKopfPeering"}
+CLUSTER_SCOPED = {"Node", "Namespace", "Region", "ClusterKopfPeering", "CustomResourceDefinition"}
 USER_AGENT = f"meridian/{__version__}"
 REQUEST_TIMEOUT_SECONDS = 10.0
 

@@ -40,7 +40,7 @@ def _gateway(md: ModelDeployment) -> tuple[str, str]:
 def _verdict(obj: Mapping[str, Any] | None, md: ModelDeployment) -> tuple[str, str]:
     """("True" | "False" | "Unknown", why) for one object, from its entry for the model's Gateway."""
     if obj is None:
-        return "Unknown", "not created yet"
+        return "Unknown", "not seen yet"
     namespace, name = _gateway(md)
     for parent in (obj.get("status") or {}).get("parents") or []:
         ref = parent.get("parentRef") or {}
