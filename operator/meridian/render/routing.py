@@ -26,17 +26,6 @@ ROUTE_API = "gateway.networking.k8s.io/v1"
 PICKER_LABEL = "serving.meridian.dev/endpoint-picker"
 EXT_PROC_PORT, HEALTH_PORT, PICKER_METRICS_PORT = 9002, 9003, 9090
 CONFIG_FILE = "default-plugins.yaml"
-# what the picker's own Helm chart passes for Triton TensorRT-LLM (v1.5.0, config/charts/epplib)
-TRITON_METRIC_FLAGS = (
-    "--total-queued-requests-metric",
-    "nv_trt_llm_request_metrics{request_type=waiting}",
-    "--total-running-requests-metric",
-    "nv_trt_llm_request_metrics{request_type=scheduled}",
-    "--kv-cache-usage-percentage-metric",
-    "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=fraction}",
-    "--lora-info-metric",
-    "",  # Triton reports no LoRA metric
-)
 
 
 def pool_name(md: ModelDeployment) -> str:
@@ -49,7 +38,9 @@ def picker_name(md: ModelDeployment) -> str:
 
 
 def picker_config() -> str:
-    """The picker's scheduling: least queue, least KV-cache use, warm prefix cache, as its chart sets it."""
+    """The picker's scheduling: least queue, least KV-cache use, warm prefix cache, as its chart sets it.
+    Triton's metric names come from the picker's built-in engine config, chosen by `defaultEngine`:
+    v1.5.0 refuses to start with the older --total-queued-requests-metric flags its chart still passes."""
     config = {
         "apiVersion": "inference.networking.x-k8s.io/v1alpha1",
         "kind": "EndpointPickerConfig",
@@ -191,7 +182,6 @@ def picker_deployment(md: ModelDeployment, plan: Plan, settings: Settings, own: 
         md.metadata.namespace,
         "--pool-group",
         "inference.networking.k8s.io",
-        *TRITON_METRIC_FLAGS,
         "--zap-encoder",
         "json",
         "--config-file",
