@@ -159,7 +159,7 @@ class Caches:
         # established CRDs, by name: an optional child kind's CRD arriving wakes its informer
         self.crds: Informer[str] = Informer(
             kube,
-            "apiextensions.k8s.io/v1",
+            CRD_API,
             "CustomResourceDefinition",
             project=_established,
             on_change=self._crd_changed,
