@@ -5,7 +5,7 @@
 # the cache path carries that version.
 #
 #   hack/build-tools.sh [component...]     components: etcd kube kwok helm kubeconform oras registry
-#                                          fetch-clients gateway-crds (default: all)
+#                                          fetch-clients gateway-crds karmada (default: all)
 #   prints the bin directory on the last line of stdout
 set -euo pipefail
 
@@ -33,7 +33,7 @@ link() { # outdir names...  (stable names in $bin point at the versioned build)
   for n in "$@"; do ln -sfn "$out/$n" "$bin/$n"; done
 }
 
-want=("$@"); [ ${#want[@]} -eq 0 ] && want=(etcd kube kwok helm kubeconform oras registry fetch-clients gateway-crds)
+want=("$@"); [ ${#want[@]} -eq 0 ] && want=(etcd kube kwok helm kubeconform oras registry fetch-clients gateway-crds karmada)
 for comp in "${want[@]}"; do
   case "$comp" in
     etcd)
@@ -106,6 +106,21 @@ for comp in "${want[@]}"; do
         chmod -R u+w "$out.tmp.$$"; rm -rf "$out"; mv "$out.tmp.$$" "$out"
       fi
       ln -sfn "$out" "$bin/gateway-crds" ;;
+    karmada)  # the multi-cluster control plane: its four commands, its CRDs and the two manifests we fill in
+      v="$(pinned karmada github.com/karmada-io/karmada)"; out="$cache/karmada-$v"
+      if [ ! -x "$out/karmada-scheduler" ]; then
+        m=github.com/karmada-io/karmada
+        build karmada "$out" "-s -w -X $m/pkg/version.gitVersion=$v" \
+          $m/cmd/aggregated-apiserver $m/cmd/controller-manager $m/cmd/scheduler $m/cmd/webhook
+        for c in aggregated-apiserver controller-manager scheduler webhook; do mv "$out/$c" "$out/karmada-$c"; done
+        src="$(cd "$here/tools/karmada" && go list -m -f '{{.Dir}}' $m)"
+        mkdir -p "$out/crds" "$out/deploy"
+        find "$src/charts/karmada/_crds/bases" -name '*.yaml' -exec cp {} "$out/crds/" \;
+        cp "$src/artifacts/deploy/webhook-configuration.yaml" "$src/artifacts/deploy/karmada-aggregated-apiserver-apiservice.yaml" "$out/deploy/"
+        chmod -R u+w "$out/crds" "$out/deploy"
+      fi
+      link "$out" karmada-aggregated-apiserver karmada-controller-manager karmada-scheduler karmada-webhook
+      ln -sfn "$out/crds" "$bin/karmada-crds"; ln -sfn "$out/deploy" "$bin/karmada-deploy" ;;
     *) echo "unknown component $comp" >&2; exit 2 ;;
   esac
 done

@@ -47,6 +47,22 @@ class RegionSpec(ApiModel):
             ],
         },
     )
+    clusters: (
+        list[Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]]
+        | None
+    ) = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description=(
+            "How the region is reached. Absent: as nodes of the cluster Meridian runs against. Given: as "
+            "these Karmada member clusters (names of cluster.karmada.io Clusters), with Meridian running "
+            "against the Karmada API server; each regional workload is propagated only to them, and only "
+            "while they carry the jurisdiction labels the model requires. nodeSelector still selects the "
+            "region's nodes inside them."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     cordoned: bool = Field(default=False, description="No new replicas here; existing ones are moved away.")
 
     def selector_for(self, name: str) -> dict[str, str]:

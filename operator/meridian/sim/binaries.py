@@ -121,6 +121,51 @@ def locate() -> Binaries:
     )
 
 
+KARMADA = ("karmada-aggregated-apiserver", "karmada-controller-manager", "karmada-scheduler", "karmada-webhook")
+
+
+@dataclass(frozen=True)
+class KarmadaBinaries:
+    """Karmada's commands, its CRDs and the deploy manifests (webhooks, APIService) filled in at start."""
+
+    aggregated_apiserver: Path
+    controller_manager: Path
+    scheduler: Path
+    webhook: Path
+    crds: Path
+    deploy: Path
+
+
+def karmada() -> KarmadaBinaries:
+    """Find Karmada's build or raise BinariesMissing naming what is missing and how to build it."""
+    dirs = search_path()
+    found = {n: _find(n, dirs) for n in KARMADA}
+    crds, deploy = _find_dir("karmada-crds", dirs), _find_dir("karmada-deploy", dirs)
+    gone = [n for n, p in found.items() if p is None] + [
+        n for n, d in (("karmada-crds", crds), ("karmada-deploy", deploy)) if d is None
+    ]
+    if gone:
+        raise BinariesMissing(
+            f"Karmada not found: {', '.join(gone)} (searched {', '.join(str(d) for d in dirs)}); "
+            "build it with `hack/build-tools.sh karmada`"
+        )
+
+    def need(name: str) -> Path:
+        path = found[name]
+        assert path is not None
+        return path
+
+    assert crds is not None and deploy is not None
+    return KarmadaBinaries(
+        aggregated_apiserver=need("karmada-aggregated-apiserver"),
+        controller_manager=need("karmada-controller-manager"),
+        scheduler=need("karmada-scheduler"),
+        webhook=need("karmada-webhook"),
+        crds=crds,
+        deploy=deploy,
+    )
+
+
 def build() -> None:
     """Run hack/build-tools.sh for the control-plane components (a no-op when they are cached)."""
     root = repo_root()

@@ -13,7 +13,7 @@ import pydantic
 import structlog
 
 from meridian import log
-from meridian.sim import binaries, cluster, controlplane, processes, state
+from meridian.sim import binaries, cluster, controlplane, members, processes, state
 from meridian.sim import fleet as fleetmod
 
 
@@ -68,6 +68,8 @@ def up(fleet: Path, workdir: Path, foreground: bool = False) -> int:
         _log().error("invalid fleet file", fleet=str(fleet), error=str(e))
         return 2
 
+    if spec.topology == "clusters":
+        return _up_clusters(spec, fleet, workdir, foreground)
     cp = controlplane.ControlPlane(workdir)
     old = state.load(workdir)
     started = False
@@ -108,7 +110,48 @@ def up(fleet: Path, workdir: Path, foreground: bool = False) -> int:
     return 0
 
 
-def _stay(cp: controlplane.ControlPlane) -> int:
+def _up_clusters(spec: fleetmod.Fleet, fleet: Path, workdir: Path, foreground: bool) -> int:
+    """Karmada and one member cluster per region (fleet topology `clusters`); a live one is left as it is."""
+    old = state.load(workdir)
+    if old is not None and _running(old):
+        _log().error("a control plane is already running here; run `meridian sim down` first", workdir=str(workdir))
+        return 1
+    try:
+        plane, _ = members.start(spec, workdir, crd_dir(), die_with_parent=foreground)
+        api = cluster.api_client(plane.kubeconfig)
+        try:
+            cluster.apply_crd_dir(api, binaries.gateway_crds())
+        finally:
+            api.close()  # type: ignore[no-untyped-call]
+    except Exception as e:
+        _log().error("the Karmada fleet failed to start", error=str(e))
+        return 1
+    st = state.load(workdir)
+    if st is not None:
+        st.fleet = str(fleet.resolve())
+        state.save(workdir, st)
+    _print_ready(plane.kubeconfig, _member_table(workdir))
+    if foreground:
+        return _stay(plane.host, workdir)
+    return 0
+
+
+def _member_table(workdir: Path) -> str:
+    """The region table, read from each member cluster (Karmada's API server has no nodes)."""
+    st = state.load(workdir)
+    rows: list[cluster.RegionRow] = []
+    for m in st.members if st else []:
+        member = state.load(Path(m))
+        if member is not None:
+            api = cluster.api_client(Path(member.kubeconfig))
+            try:
+                rows += cluster.region_table(api)
+            finally:
+                api.close()  # type: ignore[no-untyped-call]
+    return cluster.format_table(rows)
+
+
+def _stay(cp: controlplane.ControlPlane, workdir: Path | None = None) -> int:
     """Block until SIGINT/SIGTERM (then stop all) or until a component dies (then stop all, fail)."""
     stop = threading.Event()
 
@@ -120,7 +163,7 @@ def _stay(cp: controlplane.ControlPlane) -> int:
     rc = 0
     _log().info("running in the foreground; Ctrl-C stops the control plane")
     while not stop.wait(1.0):
-        dead = [p.name for p in cp.processes if not processes.alive(p)]
+        dead = [p.name for p in _all_processes(cp.workdir) if not processes.alive(p)]
         if dead:
             _log().error("component exited", components=dead)
             rc = 1
@@ -128,9 +171,23 @@ def _stay(cp: controlplane.ControlPlane) -> int:
     if cp.state is not None and cp.state.existing_cluster:
         state.remove(cp.workdir)
         return rc
-    ok = cp.stop()
+    ok = members.stop(cp.workdir) if workdir is not None else cp.stop()
     _log().info("control plane stopped", clean=ok)
     return rc if ok else 1
+
+
+def _all_processes(workdir: Path) -> list[processes.ProcessRecord]:
+    """The processes recorded in workdir and in its member clusters' workdirs, if any."""
+    st = state.load(workdir)
+    if st is None:
+        return []
+    found = list(st.processes)
+    for m in st.members:
+        member = state.load(Path(m))
+        found += [
+            p.model_copy(update={"name": f"{Path(m).name}/{p.name}"}) for p in (member.processes if member else [])
+        ]
+    return found
 
 
 def status(workdir: Path) -> int:
@@ -146,7 +203,7 @@ def status(workdir: Path) -> int:
         print(f"existing cluster, kubeconfig {st.kubeconfig}")
     else:
         rows = [("COMPONENT", "PID", "STATE", "RSS(MiB)")]
-        for p in st.processes:
+        for p in _all_processes(workdir):
             up_ = processes.alive(p)
             healthy = healthy and up_
             rss = processes.rss_mib(p.pid) if up_ else None
@@ -156,7 +213,7 @@ def status(workdir: Path) -> int:
         print()
     if healthy:
         try:
-            table = _region_table(Path(st.kubeconfig))
+            table = _member_table(workdir) if st.members else _region_table(Path(st.kubeconfig))
         except Exception as e:
             _log().error("API server not reachable", error=str(e))
             return 1
@@ -176,10 +233,9 @@ def down(workdir: Path) -> int:
         state.remove(workdir)
         _log().info("existing cluster left untouched", kubeconfig=st.kubeconfig)
         return 0
-    ok = controlplane.stop_processes(st.processes)
+    ok = members.stop(workdir)
     if ok:
-        state.remove(workdir)
-        _log().info("control plane stopped", workdir=str(workdir), processes=len(st.processes))
+        _log().info("control plane stopped", workdir=str(workdir), processes=len(st.processes), members=len(st.members))
         return 0
     _log().error("some processes could not be stopped; state.json kept", workdir=str(workdir))
     return 1

@@ -24,6 +24,9 @@ SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 CLUSTER_DOMAIN = "cluster.local"
 SA_ISSUER = f"https://kubernetes.default.svc.{CLUSTER_DOMAIN}"
+# Karmada's API server runs these of kube-controller-manager: its install's list less the CSR and token
+# ones, plus the ServiceAccount controller (it creates `default`, which proves the controllers run)
+HOST_CONTROLLERS = "namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation"
 # the order processes start in; they are stopped in reverse
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
@@ -85,12 +88,16 @@ class ControlPlane:
         bins: binaries.Binaries | None = None,
         die_with_parent: bool = False,
         pod_cidr: str = kwok.POD_CIDR,
+        nodes: bool = True,
     ) -> None:
         """die_with_parent: the processes get SIGKILL when this process dies (for tests and --foreground).
 
         pod_cidr: where kwok gives pods addresses; two clusters on one machine need distinct loopback
         ranges, or a test server backing a pod of one answers for a pod of the other.
+        nodes: False for a control plane that never runs pods (Karmada's API server): no scheduler, no
+        kwok, and of the controllers only those its objects need, as Karmada's own install runs them.
         """
+        self.nodes = nodes
         self.workdir = workdir.resolve()
         self.pod_cidr = pod_cidr
         self._bins = bins
@@ -143,16 +150,17 @@ class ControlPlane:
         )
         state.save(self.workdir, self.state)
         try:
-            self._spawn("etcd", self._etcd_args(bins, etcd_port, etcd_peer))
-            self._spawn("kube-apiserver", self._apiserver_args(bins, certs, api_port, etcd_port))
+            self.spawn("etcd", self._etcd_args(bins, etcd_port, etcd_peer))
+            self.spawn("kube-apiserver", self._apiserver_args(bins, certs, api_port, etcd_port))
             ctx = network.tls_context(certs.ca.cert, certs.admin)
-            self._wait("kube-apiserver", f"{server}/readyz", ctx, timeout)
+            self.wait_ok("kube-apiserver", f"{server}/readyz", ctx, timeout)
             _log().info("apiserver ready", seconds=round(time.monotonic() - t0, 2), url=server)
-            self._spawn("kube-controller-manager", self._kcm_args(bins, certs, kcm_kc))
-            self._spawn("kube-scheduler", self._scheduler_args(bins, sched_kc))
-            self._spawn("kwok", kwok.args(bins.kwok, self.kubeconfig, bins.kwok_stages, self.pod_cidr))
+            self.spawn("kube-controller-manager", self._kcm_args(bins, certs, kcm_kc))
+            if self.nodes:
+                self.spawn("kube-scheduler", self._scheduler_args(bins, sched_kc))
+                self.spawn("kwok", kwok.args(bins.kwok, self.kubeconfig, bins.kwok_stages, self.pod_cidr))
             # the token and service-account controllers create this; it proves the controllers run
-            self._wait(
+            self.wait_ok(
                 "kube-controller-manager",
                 f"{server}/api/v1/namespaces/default/serviceaccounts/default",
                 ctx,
@@ -203,7 +211,7 @@ class ControlPlane:
         state.save(self.workdir, self.state)
         assert self._pki is not None, "revive needs a control plane this object started"
         ctx = network.tls_context(self._pki.ca.cert, self._pki.admin)
-        self._wait("kube-apiserver", f"{self.state.apiserver_url}/readyz", ctx, timeout)
+        self.wait_ok("kube-apiserver", f"{self.state.apiserver_url}/readyz", ctx, timeout)
         _log().info("revived", component=component, pid=new.pid)
 
     def _record(self, component: str) -> ProcessRecord:
@@ -232,14 +240,14 @@ class ControlPlane:
             shutil.rmtree(self.workdir / sub, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def spawn(self, name: str, args: list[str]) -> None:
         assert self.state is not None
         rec = processes.spawn(name, args, self.workdir / "logs", die_with_parent=self._die_with_parent)
         self.state.processes.append(rec)
         state.save(self.workdir, self.state)
         _log().debug("started", component=name, pid=rec.pid)
 
-    def _wait(self, component: str, url: str, ctx: ssl.SSLContext, timeout: float) -> None:
+    def wait_ok(self, component: str, url: str, ctx: ssl.SSLContext, timeout: float) -> None:
         """Poll url until 200, failing early (with the log tail) if any started process exits."""
         assert self.state is not None
         deadline = time.monotonic() + timeout
@@ -288,6 +296,14 @@ class ControlPlane:
             f"--tls-private-key-file={c.apiserver.key}",
             f"--client-ca-file={c.ca.cert}",
             "--authorization-mode=Node,RBAC",
+            # how aggregated API servers (Karmada's) learn who the API server forwards a request for
+            f"--proxy-client-cert-file={c.front_proxy.cert}",
+            f"--proxy-client-key-file={c.front_proxy.key}",
+            f"--requestheader-client-ca-file={c.ca.cert}",
+            f"--requestheader-allowed-names={pki.FRONT_PROXY_CN}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--service-account-issuer={SA_ISSUER}",
             f"--service-account-key-file={c.sa_public}",
             f"--service-account-signing-key-file={c.sa_private}",
@@ -323,7 +339,7 @@ class ControlPlane:
             "--bind-address=127.0.0.1",
             "--secure-port=0",
             "--leader-elect=false",
-            "--controllers=*",
+            f"--controllers={'*' if self.nodes else HOST_CONTROLLERS}",
             "--use-service-account-credentials=true",
             f"--root-ca-file={c.ca.cert}",
             f"--service-account-private-key-file={c.sa_private}",

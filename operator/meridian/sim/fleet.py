@@ -169,6 +169,13 @@ def _gpu_slug(product: str) -> str:
 class Fleet(_Model):
     """A simulated cloud: regions and the node pools in them."""
 
+    topology: Literal["cluster", "clusters"] = Field(
+        default="cluster",
+        description=(
+            "cluster: one Kubernetes cluster holds every region's nodes. clusters: a Karmada control plane "
+            "and one member cluster per region, each with that region's nodes."
+        ),
+    )
     regions: list[RegionSpec] = Field(min_length=1)
     node_pools: list[NodePool] = Field(default_factory=list)
 
@@ -314,7 +321,18 @@ def region_manifests(fleet: Fleet) -> list[dict[str, Any]]:
                 "jurisdictions": list(r.jurisdictions),
                 "nodeSelector": {NODE_REGION_LABEL: r.name},
                 "cordoned": False,
+                **({"clusters": [r.name]} if fleet.topology == "clusters" else {}),
             },
         }
         for r in fleet.regions
     ]
+
+
+def region_fleet(fleet: Fleet, region: str) -> Fleet:
+    """The part of fleet in one region: what its member cluster holds when each region is a cluster."""
+    return fleet.model_copy(
+        update={
+            "regions": [fleet.region(region)],
+            "node_pools": [p for p in fleet.node_pools if p.region == region],
+        }
+    )

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = datetime.timedelta(days=365)
+FRONT_PROXY_CN = "front-proxy-client"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class PKI:
     admin: KeyPair
     controller_manager: KeyPair
     scheduler: KeyPair
+    front_proxy: KeyPair  # the API server's client cert towards aggregated API servers (Karmada's)
     sa_private: Path
     sa_public: Path
 
@@ -158,6 +160,7 @@ def generate(d: Path, service_ip: str) -> PKI:
     admin = _save(*_leaf(ca_cert, ca_key, _name("meridian-admin", "system:masters"), client), d, "admin")
     kcm = _save(*_leaf(ca_cert, ca_key, _name("system:kube-controller-manager"), client), d, "controller-manager")
     sched = _save(*_leaf(ca_cert, ca_key, _name("system:kube-scheduler"), client), d, "scheduler")
+    front = _save(*_leaf(ca_cert, ca_key, _name(FRONT_PROXY_CN), client), d, "front-proxy-client")
 
     sa_key = _key()
     sa_private = d / "sa.key"
@@ -172,6 +175,25 @@ def generate(d: Path, service_ip: str) -> PKI:
         admin=admin,
         controller_manager=kcm,
         scheduler=sched,
+        front_proxy=front,
         sa_private=sa_private,
         sa_public=sa_public,
     )
+
+
+def issue(ca: KeyPair, d: Path, stem: str, cn: str, dns: list[str] | None = None, org: str | None = None) -> KeyPair:
+    """A further certificate from the CA in ca: a serving one when dns names are given, else a client one.
+
+    Karmada's webhook and aggregated API server serve under Service names the API server checks.
+    """
+    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    if dns:
+        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns]
+        sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+        cert, key = _leaf(ca_cert, ca_key, _name(cn, org), ExtendedKeyUsageOID.SERVER_AUTH, sans)
+    else:
+        cert, key = _leaf(ca_cert, ca_key, _name(cn, org), ExtendedKeyUsageOID.CLIENT_AUTH)
+    d.mkdir(parents=True, exist_ok=True)
+    return _save(cert, key, d, stem)

@@ -21,6 +21,9 @@ class State(BaseModel):
     ports: dict[str, int] = Field(default_factory=dict)
     processes: list[ProcessRecord] = Field(default_factory=list)
     fleet: str = ""
+    members: list[str] = Field(
+        default_factory=list, description="Workdirs of member control planes (fleet topology: clusters)."
+    )
 
 
 def path(workdir: Path) -> Path:
