@@ -31,9 +31,6 @@ SYSTEM_LABEL = {"karmada.io/system": "true"}
 CLUSTER_API = "cluster.karmada.io/v1alpha1"
 WEBHOOK_SERVICE = f"karmada-webhook.{KARMADA_SYSTEM}.svc"
 AGGREGATED_SERVICE = "karmada-aggregated-apiserver"
-# Cluster labels Meridian's PropagationPolicies select on: one per jurisdiction, and the country
-JURISDICTION_LABEL_PREFIX = "jurisdiction.serving.meridian.dev/"
-COUNTRY_LABEL = "serving.meridian.dev/country"
 KARMADA_COMPONENTS = (
     "karmada-aggregated-apiserver",
     "karmada-webhook",
@@ -44,11 +41,6 @@ KARMADA_COMPONENTS = (
 
 def _log() -> Any:
     return log.get("meridian.sim")
-
-
-def jurisdiction_labels(country: str, jurisdictions: list[str]) -> dict[str, str]:
-    """The labels a member Cluster carries so a PropagationPolicy can require its jurisdictions."""
-    return {COUNTRY_LABEL: country, **{f"{JURISDICTION_LABEL_PREFIX}{j}": "true" for j in sorted(jurisdictions)}}
 
 
 def _b64(data: bytes) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from meridian import log
+from meridian.render import reach
 from meridian.sim import binaries, cluster, karmada, state
 from meridian.sim import fleet as fleetmod
 from meridian.sim.controlplane import ControlPlane, stop_processes
@@ -59,7 +60,7 @@ def start(
                 cluster.apply_fleet(api, fleetmod.region_fleet(spec, region.name), None, timeout)
             finally:
                 api.close()  # type: ignore[no-untyped-call]
-            labels = karmada.jurisdiction_labels(region.country, list(region.jurisdictions))
+            labels = reach.jurisdiction_labels(region.country, list(region.jurisdictions))
             karmada.join(kapi, karmada.Member(region.name, cp, region.name, list(region.zones), labels))
         karmada.wait_clusters_ready(kapi, [r.name for r in spec.regions], timeout)
         cluster.apply_fleet(kapi, fleetmod.Fleet(topology=spec.topology, regions=spec.regions), crd_dir, timeout)
