@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.sync_worlds import model
+from tests.sync_worlds import deployment, model, pod, world
 
 from meridian.api.region import Region
 from meridian.config import Settings
+from meridian.placement.claims import cluster_of, member_node, node_claims
 from meridian.placement.plan import Observed, plan
 from meridian.render.children import children
 from meridian.render.names import regional_name
 from meridian.render.reach import JURISDICTION_LABEL_PREFIX, jurisdiction_labels, propagation_policies
+from meridian.sync import sync
+from meridian.sync.world import CLUSTER
 
 pytestmark = pytest.mark.unit
 
@@ -87,3 +90,48 @@ def test_a_member_cluster_carries_one_label_per_jurisdiction_and_its_country() -
         f"{JURISDICTION_LABEL_PREFIX}EU": "true",
         f"{JURISDICTION_LABEL_PREFIX}FR": "true",
     }
+
+
+def test_a_member_node_belongs_only_to_a_region_that_names_its_cluster() -> None:
+    labels = {"node-restriction.kubernetes.io/region": "gra"}
+    gra = region("gra", ["EU"], ["gra-1"])
+    spec = {"country": "FR", "nodeSelector": labels}
+    local = Region.model_validate({"metadata": {"name": "gra-local"}, "spec": spec})
+    claims = node_claims(
+        [gra, local],
+        [
+            (member_node("gra-1", "n0"), labels),
+            (member_node("eri-1", "n0"), labels),  # a UK member's node labelled like Gravelines's
+            ("n0", labels),  # a node of the cluster Meridian runs against
+        ],
+    )
+    assert claims.region_of(member_node("gra-1", "n0")) == "gra"
+    assert claims.region_of(member_node("eri-1", "n0")) is None
+    assert claims.region_of("n0") == "gra-local"
+    assert cluster_of(member_node("gra-1", "n0")) == "gra-1" and cluster_of("n0") == ""
+
+
+def test_a_pass_reaching_member_clusters_applies_their_policies_with_the_children() -> None:
+    gra = region("gra", ["EU"], ["gra-1"])
+    md = model("llm", replicas=1)
+    d = sync(world(md, [gra], {}, unserved=frozenset()))
+    kinds = [o["kind"] for o in d.applies]
+    assert kinds.count("PropagationPolicy") == 2  # the shared objects' and the Gravelines Deployment's
+    assert kinds.index("PropagationPolicy") > kinds.index("Deployment")
+
+
+def test_member_clusters_without_karmada_stall_the_model_naming_the_region() -> None:
+    gra = region("gra", ["EU"], ["gra-1"])
+    d = sync(world(model("llm", replicas=1), [gra], {}, unserved=frozenset({"PropagationPolicy"})))
+    assert d.applies == ()
+    assert d.status is not None
+    stalled = next(c for c in d.status["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "KarmadaUnavailable" and "region gra" in stalled["message"]
+
+
+def test_a_violating_pod_in_a_member_is_deleted_in_that_member() -> None:
+    md = model("llm", replicas=1)
+    gra = region("gra", ["EU"], ["gra-1"])
+    stray = {**pod("p1", "gra", member_node("eri-1", "n0")), CLUSTER: "eri-1"}
+    d = sync(world(md, [gra], {member_node("eri-1", "n0"): {}}, [deployment(md, "gra", 1)], [stray]))
+    assert [(e.kind, e.name, e.cluster) for e in d.evictions] == [("Pod", "p1", "eri-1")]

@@ -1,9 +1,12 @@
 """Which Region each node belongs to, from the Regions' selectors alone (pure).
 
 Residency is proven from this map: a pod's node, the one Region that selects it, that Region's
-jurisdictions. A node selected by no Region belongs nowhere; a node selected by two Regions is
-contested, and both Regions become unusable until an administrator fixes their selectors, because
-either could then place a model on the other's hardware.
+jurisdictions. A node of a Karmada member cluster is named `<cluster>/<node>` (a node name cannot
+hold a slash): a Region reached as member clusters claims only nodes of those clusters, and a Region
+reached as nodes only nodes of the cluster Meridian runs against, so a member's node labelled like
+another region's nodes is claimed by neither. A node selected by no Region belongs nowhere; a node
+selected by two Regions is contested, and both Regions become unusable until an administrator fixes
+their selectors, because either could then place a model on the other's hardware.
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ KUBELET_SETTABLE_KEYS = frozenset(
     }
 )
 KUBELET_SETTABLE_PREFIXES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+MEMBER_SEPARATOR = "/"
+
+
+def member_node(cluster: str, node: str) -> str:
+    """The name Meridian knows a member cluster's node by."""
+    return f"{cluster}{MEMBER_SEPARATOR}{node}"
+
+
+def cluster_of(node: str) -> str:
+    """The member cluster a node is in; "" for a node of the cluster Meridian runs against."""
+    return node.partition(MEMBER_SEPARATOR)[0] if MEMBER_SEPARATOR in node else ""
 
 
 def kubelet_settable(key: str) -> bool:
@@ -95,11 +109,13 @@ class NodeClaims:
 def node_claims(regions: Sequence[Region], nodes: Iterable[tuple[str, Mapping[str, str]]]) -> NodeClaims:
     """Which Regions select each node; `nodes` are (name, labels) pairs. Every reconcile reads this
     map, so each selector is taken once and matched as a subset of the node's labels."""
-    selectors = [(r.name, r.node_selector.items()) for r in sorted(regions, key=lambda r: r.name)]
+    ordered = sorted(regions, key=lambda r: r.name)
+    selectors = [(r.name, r.node_selector.items(), frozenset(r.spec.clusters or ("",))) for r in ordered]
     out: dict[str, tuple[str, ...]] = {}
     for name, labels in nodes:
         have = labels.items()
-        owners = tuple(region for region, wanted in selectors if wanted and wanted <= have)
+        cluster = cluster_of(name)
+        owners = tuple(region for region, wanted, where in selectors if wanted and wanted <= have and cluster in where)
         if owners:
             out[name] = owners
     return NodeClaims(out)

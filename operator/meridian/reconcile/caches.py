@@ -1,15 +1,20 @@
 """The operator's view of the cluster: one watch per kind, read by every reconcile.
 
-Regions, Nodes, Namespaces, the four kinds of children and pods each have one Informer, and under
+Regions, Nodes, Namespaces, the kinds of children and pods each have one Informer, and under
 kopf peering so has the peering object. GPUs taken per node are kept incrementally from pod events,
 so Region capacity never needs a cluster-wide list.
+Behind Karmada, each member cluster a Region names also has a Node and a Pod informer, through
+Karmada's cluster proxy; its nodes are known as `<cluster>/<node>` and its pods' nodeName with them,
+so claims, capacity and the residency proof read them as they read this cluster's.
 Nothing is planned before every cache holds its first list (`wait_synced`): a model reconciled
-before the Regions are known would be planned as if there were none.
+before the Regions are known would be planned as if there were none. A member gets a bounded
+wait, so one member that does not answer does not stop the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -17,12 +22,14 @@ from typing import Any, TypeVar
 
 from meridian import API_VERSION
 from meridian.api.region import Region
-from meridian.placement.claims import NodeClaims, node_claims
+from meridian.log import get as get_logger
+from meridian.placement.claims import NodeClaims, member_node, node_claims
 from meridian.reconcile import projections
 from meridian.reconcile.informer import CacheUnavailable, Change, Informer, Key
 from meridian.reconcile.kube import PLURALS, Kube
 from meridian.reconcile.peering import PEERING_API, is_active, peering_status
 from meridian.render.labels import MANAGED_BY
+from meridian.render.reach import PROPAGATION_API
 from meridian.render.routing import POOL_API, ROUTE_API
 from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL
 
@@ -36,11 +43,15 @@ CHILD_KINDS = (
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     (POOL_API, "InferencePool"),
     (ROUTE_API, "HTTPRoute"),
+    (PROPAGATION_API, "PropagationPolicy"),
 )
-OPTIONAL_KINDS = frozenset({"InferencePool", "HTTPRoute"})  # from CRDs a cluster may not have
+# from CRDs a cluster may not have: Gateway API, Inference Extension, Karmada
+OPTIONAL_KINDS = frozenset({"InferencePool", "HTTPRoute", "PropagationPolicy"})
+MEMBER_SYNC_SECONDS = 15.0  # how long a first list of a member cluster's nodes and pods is waited for
 MANAGED_SELECTOR = f"{MANAGED_BY}=meridian"
 CRD_API = "apiextensions.k8s.io/v1"
 T = TypeVar("T")
+log = get_logger("meridian.caches")
 
 
 def is_pattern(namespace: str) -> bool:
@@ -95,6 +106,73 @@ class Listeners:
     served: Callable[[str], None] | None = None  # an optional child kind's CRD was installed
 
 
+def _member_node(cluster: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    def project(obj: Mapping[str, Any]) -> dict[str, Any]:
+        kept = projections.node(obj)
+        kept["metadata"]["name"] = member_node(cluster, kept["metadata"]["name"])
+        return kept
+
+    return project
+
+
+def _member_pod(cluster: str, watched: Callable[[str], bool]) -> Callable[[Mapping[str, Any]], dict[str, Any] | None]:
+    def project(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        kept = _only(watched, projections.pod)(obj)
+        if kept is not None:
+            kept[projections.CLUSTER] = cluster
+            if node := kept["spec"]["nodeName"]:
+                kept["spec"]["nodeName"] = member_node(cluster, node)
+        return kept
+
+    return project
+
+
+class Member:
+    """A Karmada member cluster's nodes and pods, read through Karmada's cluster proxy."""
+
+    def __init__(self, caches: Caches, kube: Kube, name: str, namespaces: tuple[str, ...]) -> None:
+        self.name = name
+        self.nodes: Informer[dict[str, Any]] = Informer(
+            kube,
+            "v1",
+            "Node",
+            project=_member_node(name),
+            on_change=lambda key, old, new: caches._node_changed(("", member_node(name, key[1])), old, new),
+        )
+        self.pods: Informer[dict[str, Any]] = Informer(
+            kube,
+            "v1",
+            "Pod",
+            namespaces=namespaces,
+            project=_member_pod(name, caches.watched),
+            index_by=projections.model_of_pod,
+            on_change=caches._pod_changed,
+        )
+        self.tasks = [asyncio.create_task(i.run(), name=f"cache {name} {i.kind}") for i in (self.nodes, self.pods)]
+        self.deadline = asyncio.get_running_loop().time() + MEMBER_SYNC_SECONDS
+        self.reported: set[str] = set()  # kinds whose refusal was logged
+
+    async def wait_synced(self) -> None:
+        """Until both hold their first list, or the member's first wait has run out."""
+        left = self.deadline - asyncio.get_running_loop().time()
+        if left > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(self.nodes.synced.wait(), self.pods.synced.wait()), left)
+        for informer in (self.nodes, self.pods):
+            if informer.failure is not None and informer.kind not in self.reported:
+                self.reported.add(informer.kind)
+                log.error("member cluster unreadable", cluster=self.name, error=str(informer.failure))
+
+    async def stop(self) -> None:
+        """Cancel the watches and forget what they held, as if every node and pod were deleted."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for informer in (self.pods, self.nodes):
+            for namespace in informer.namespaces:
+                informer._replace(namespace, [])
+
+
 def _region(obj: Mapping[str, Any]) -> Region:
     return Region.model_validate(obj)
 
@@ -119,13 +197,17 @@ class Caches:
         """`patterns`: the operator's --namespace values (names or kopf patterns); none is all.
         `peering`: kopf's peering name, "" when standalone."""
         namespaces, watched = watch_plan(patterns)
+        self.kube, self.namespaces_watched, self.watched = kube, namespaces, watched
         self.listeners = listeners or Listeners()
         heard = self.listeners
+        self.members: dict[str, Member] = {}  # Karmada member clusters some Region names
         self.requested: dict[str, int] = {}  # node → GPUs held by scheduled, unfinished pods
         self.labels: dict[str, Mapping[str, str]] = {}  # node → its labels
         self.labels_version = 0  # bumped whenever a node's labels change, or a node comes or goes
         self._claims: tuple[tuple[Any, ...], NodeClaims] | None = None
-        self.regions: Informer[Region] = Informer(kube, API_VERSION, "Region", project=_region, on_change=heard.region)
+        self.regions: Informer[Region] = Informer(
+            kube, API_VERSION, "Region", project=_region, on_change=self._region_changed
+        )
         self.nodes: Informer[dict[str, Any]] = Informer(
             kube, "v1", "Node", project=projections.node, on_change=self._node_changed
         )
@@ -199,6 +281,7 @@ class Caches:
         failures = [str(i.failure) for i in self.informers if i.failure is not None]
         if failures:
             raise CacheUnavailable("; ".join(failures))
+        await asyncio.gather(*(m.wait_synced() for m in list(self.members.values())))
 
     @property
     def synced(self) -> bool:
@@ -208,6 +291,7 @@ class Caches:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*(m.stop() for m in self.members.values()))
 
     # reads a reconcile makes
 
@@ -225,8 +309,17 @@ class Caches:
         return frozenset(kind for kind, informer in self.children.items() if not informer.served)
 
     def pods_of(self, namespace: str, label: str) -> list[dict[str, Any]]:
-        """A model's pods, found by its model-deployment label value."""
-        return list(self.pods.by((namespace, label)).values())
+        """A model's pods, in this cluster and every member, found by its model-deployment label value."""
+        out = list(self.pods.by((namespace, label)).values())
+        for member in self.members.values():
+            out += member.pods.by((namespace, label)).values()
+        return out
+
+    def all_pods(self) -> list[dict[str, Any]]:
+        return [*self.pods.values(), *(p for m in self.members.values() for p in m.pods.values())]
+
+    def all_nodes(self) -> list[dict[str, Any]]:
+        return [*self.nodes.values(), *(n for m in self.members.values() for n in m.nodes.values())]
 
     def region_list(self) -> tuple[Region, ...]:
         return tuple(sorted(self.regions.values(), key=lambda r: r.name))
@@ -255,6 +348,17 @@ class Caches:
         return is_active(status, priority, now)
 
     # derived state
+
+    def _region_changed(self, key: Key, old: Region | None, new: Region | None) -> None:
+        """Watch the member clusters the Regions name now, and stop watching those none names."""
+        named = {c for r in self.regions.values() for c in r.spec.clusters or ()}
+        for cluster in sorted(named - set(self.members)):
+            self.members[cluster] = Member(self, self.kube.member(cluster), cluster, self.namespaces_watched)
+        for cluster in sorted(set(self.members) - named):
+            member = self.members.pop(cluster)
+            self.tasks.append(asyncio.create_task(member.stop(), name=f"forget {cluster}"))
+        if self.listeners.region is not None:
+            self.listeners.region(key, old, new)
 
     def _pod_changed(self, key: Key, old: Any, new: Any) -> None:
         before, after = projections.gpus_held(old), projections.gpus_held(new)

@@ -321,7 +321,7 @@ def listeners(st: State) -> Listeners:
         """A node relabelled (or gone) can move the pods on it out of their Region: judge their models."""
         if old is not None and new is not None and old["metadata"]["labels"] == new["metadata"]["labels"]:
             return
-        for cached in list(st.caches.pods.values()):
+        for cached in st.caches.all_pods():
             if cached["spec"]["nodeName"] == key[1]:
                 pod(("", ""), None, cached)
 
@@ -385,7 +385,7 @@ async def _refresh_inventory(st: State) -> None:
         refresh = await refresh_regions(
             st.kube,
             caches.region_list(),
-            list(caches.nodes.values()),
+            caches.all_nodes(),
             caches.requested,
             st.region_memory,
             caches.claims(),

@@ -40,9 +40,11 @@ PLURALS: dict[tuple[str, str], str] = {
     (f"{GROUP}/{VERSION}", "Region"): "regions",
     ("kopf.dev/v1", "KopfPeering"): "kopfpeerings",
     ("kopf.dev/v1", "ClusterKopfPeering"): "clusterkopfpeerings",
+    ("policy.karmada.io/v1alpha1", "PropagationPolicy"): "propagationpolicies",
 }
 CLUSTER_SCOPED = {"Node", "Namespace", "Region", "ClusterKopfPeering", "CustomResourceDefinition"}
 USER_AGENT = f"meridian/{__version__}"
+CLUSTER_PROXY = "/apis/cluster.karmada.io/v1alpha1/clusters/{}/proxy"  # Karmada's way into a member
 REQUEST_TIMEOUT_SECONDS = 10.0
 
 
@@ -108,11 +110,18 @@ def path(api_version: str, kind: str, namespace: str = "", name: str = "", subre
 class Kube:
     """The requests Meridian makes, and a count of the writes among them."""
 
-    def __init__(self, api: k8s.ApiClient, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
+    def __init__(self, api: k8s.ApiClient, timeout: float = REQUEST_TIMEOUT_SECONDS, prefix: str = "") -> None:
+        """`prefix`: put before every path; a member cluster's API behind Karmada's cluster proxy."""
         self.api = api
         self.api.user_agent = USER_AGENT
         self.timeout = timeout
+        self.prefix = prefix
         self.writes = 0
+
+    def member(self, cluster: str) -> Kube:
+        """The same client, speaking to a Karmada member cluster through Karmada's cluster proxy:
+        the operator needs no credential of its own for any member."""
+        return Kube(self.api, self.timeout, CLUSTER_PROXY.format(cluster))
 
     @classmethod
     async def connect(cls) -> Kube:
@@ -145,7 +154,7 @@ class Kube:
         self, method: str, resource_path: str, body: Any, query: list[tuple[str, str]] | None, content_type: str
     ) -> dict[str, Any]:
         response = await self.api.call_api(
-            resource_path,
+            self.prefix + resource_path,
             method,
             query_params=query or [],
             header_params={"Content-Type": content_type, "Accept": "application/json"},
@@ -167,7 +176,7 @@ class Kube:
         silence (no event, no bookmark) ends it with a TimeoutError."""
         timeout = aiohttp.ClientTimeout(sock_connect=self.timeout, sock_read=idle_seconds)
         response = await self.api.call_api(
-            resource_path,
+            self.prefix + resource_path,
             "GET",
             query_params=query,
             header_params={"Accept": "application/json"},

@@ -14,6 +14,7 @@ from typing import Any
 
 from meridian.placement.inventory import GPU_RESOURCE, gpu_requests
 from meridian.render.labels import MANAGED_BY, MD_LABEL
+from meridian.sync.world import CLUSTER as CLUSTER
 
 GPUS = "gpus"  # a cached pod's GPU requests, summed over its containers before they are dropped
 TERMINAL = ("Succeeded", "Failed")

@@ -147,7 +147,8 @@ async def evict(kube: Kube, md: ModelDeployment, decision: Decision, log: Any) -
                     raise
             await kube.delete("apps/v1", "Deployment", ns, e.name)
         else:
-            await kube.delete("v1", "Pod", ns, e.name, grace_seconds=0)
+            where = kube.member(e.cluster) if e.cluster else kube
+            await where.delete("v1", "Pod", ns, e.name, grace_seconds=0)
         RESIDENCY_EVICTIONS.labels(e.kind).inc()
         log.warning("evicted", kind=e.kind, object=e.name, region=e.region, reason=e.reason)
 

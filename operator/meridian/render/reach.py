@@ -17,6 +17,7 @@ from typing import Any
 from meridian.api.modeldeployment import GpuResources, ModelDeployment
 from meridian.api.region import Region
 from meridian.placement.plan import Plan
+from meridian.placement.types import Problem
 from meridian.render.labels import REGION_LABEL, metadata
 from meridian.render.names import picker_name, regional_name
 
@@ -121,3 +122,19 @@ def propagation_policies(
     if union and shared:
         out.insert(0, _policy(md, md.metadata.name, None, shared, sorted(union), required))
     return out
+
+
+def karmada_problems(plan: Plan, regions: Mapping[str, Region], unserved: frozenset[str]) -> list[Problem]:
+    """A plan that reaches member clusters while the API server does not serve PropagationPolicy:
+    Meridian runs against a cluster, not the Karmada API server, and cannot propagate anything."""
+    named = sorted(t.region for t in plan.targets if (r := regions.get(t.region)) is not None and r.spec.clusters)
+    if not named or "PropagationPolicy" not in unserved:
+        return []
+    return [
+        Problem(
+            "KarmadaUnavailable",
+            f"region {', '.join(named)} is reached as Karmada member clusters (spec.clusters), but this API server "
+            f"does not serve PropagationPolicy ({PROPAGATION_API}): run Meridian against the Karmada API server, "
+            "or remove spec.clusters from the Region",
+        )
+    ]

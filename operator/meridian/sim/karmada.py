@@ -260,6 +260,34 @@ def join(karmada_api: k8s.ApiClient, member: Member, timeout: float = 60.0) -> N
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": CLUSTER_NAMESPACE}],
         },
     )
+    # Karmada's cluster proxy sends each request as its requester, impersonated by this account. Its
+    # unified-auth controller lets it impersonate only whom Karmada's RBAC grants clusters/proxy; the
+    # simulated fleet's one user is the admin (system:masters, bound by no role), so here it may
+    # impersonate anyone: the operator then reads member pods and nodes with the admin's kubeconfig
+    impersonate = f"meridian-sim:{impersonator}"
+    rules = [
+        {"apiGroups": [""], "resources": ["users", "groups", "serviceaccounts"], "verbs": ["impersonate"]},
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["userextras/*", "uids"], "verbs": ["impersonate"]},
+    ]
+    apply(
+        api,
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": {"name": impersonate, "labels": SYSTEM_LABEL},
+            "rules": rules,
+        },
+    )
+    apply(
+        api,
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": impersonate, "labels": SYSTEM_LABEL},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": impersonate},
+            "subjects": [{"kind": "ServiceAccount", "name": impersonator, "namespace": CLUSTER_NAMESPACE}],
+        },
+    )
     token, ca = _service_account_token(core, sa, timeout)
     impersonator_token, _ = _service_account_token(core, impersonator, timeout)
 

@@ -21,6 +21,7 @@ from meridian.placement.types import Hold, Observed, Problem
 from meridian.render.children import children
 from meridian.render.labels import REGION_LABEL
 from meridian.render.names import label_value
+from meridian.render.reach import karmada_problems, propagation_policies
 from meridian.runtime.validate import spec_problems as runtime_spec_problems
 from meridian.sync.decision import Decision, Eviction, Note, Prune, Record
 from meridian.sync.evictions import evictions, namespace_mismatch, region_of_child, untrusted_regions
@@ -69,6 +70,7 @@ def sync(world: World) -> Decision:
     required = required_tags(md.spec.placement.residency, ns_tag)
     proof = prove(required, world.pods, claims, regions)
     names = {label_value(r.name): r.name for r in regions}  # region label value → Region
+    by_name = {r.name: r for r in regions}
     deployments = [o for (kind, _), o in sorted(world.owned.items()) if kind == "Deployment" and _regional(o)]
     evicted = evictions(md, deployments, proof, world.pods, regions, untrusted, ns_tag, names)
     gone = {e.name for e in evicted if e.kind == "Deployment"}
@@ -87,6 +89,7 @@ def sync(world: World) -> Decision:
     else:
         p = plan(md.spec, regions, observed, desired_total(md), untrusted)
         problems += [*p.problems, *runtime_spec_problems(md), *routing_problems(md, world.unserved)]
+        problems += karmada_problems(p, by_name, world.unserved)
     applies: list[dict[str, Any]] = []
     prunes: list[Prune] = []
     # being deleted (garbage collection takes the children), or a retry of a failed write (this pass
@@ -94,6 +97,7 @@ def sync(world: World) -> Decision:
     writing = not md.metadata.deletion_timestamp and world.apply_failure is None
     if not problems and not md.spec.paused and writing:
         desired = children(md, p, world.settings)
+        desired += propagation_policies(md, p, by_name, desired, required)
         taken = [f"{k} {n} ({world.foreign[(k, n)]})" for k, n in map(_key, desired) if (k, n) in world.foreign]
         if taken:
             problems.append(

@@ -21,6 +21,7 @@ class Eviction:
     name: str
     region: str
     reason: str
+    cluster: str = ""  # the Karmada member cluster a pod runs in; "" for this cluster
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from meridian.placement.types import ANY_REGION
 from meridian.render.labels import REGION_LABEL
 from meridian.sync.decision import Eviction
 from meridian.sync.residency import Proof
+from meridian.sync.world import CLUSTER
 
 
 def untrusted_regions(conflicts: Mapping[str, tuple[str, str]]) -> dict[str, str]:
@@ -94,7 +95,8 @@ def evictions(
     for v in proof.violations:
         pod = by_pod.get(v.pod, {})
         if not _dying_now(pod):  # the region it was meant for, when its node belongs to no single Region
-            out.append(Eviction("Pod", v.pod, v.region or region_of_child(pod, names), v.why))
+            where = v.region or region_of_child(pod, names)
+            out.append(Eviction("Pod", v.pod, where, v.why, cluster=str(pod.get(CLUSTER) or "")))
     return out
 
 

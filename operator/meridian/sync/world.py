@@ -13,6 +13,7 @@ from meridian.placement.claims import NodeClaims
 from meridian.placement.types import Hold
 
 ChildKey = tuple[str, str]  # (kind, name)
+CLUSTER = "cluster"  # a pod's key naming the Karmada member cluster it runs in; absent for this cluster's pods
 # server-side apply's 500s for an object its kind's schema cannot hold (a field it lacks, a value
 # it cannot convert): refusals of the object, whatever the status code says
 UNTYPED_OBJECT = ("failed to create typed patch object", "failed to convert new object")
