@@ -1,7 +1,9 @@
 # Two commands matter: `make run` (Meridian against the simulated EU fleet, or your KUBECONFIG)
 # and `make test` (everything). The rest are the inner loop.
 PY ?= python3
-FLEET ?= examples/fleets/eu.yaml
+MERIDIAN_TOPOLOGY ?= cluster
+# clusters: a Karmada control plane and one member cluster per region
+FLEET ?= $(if $(filter clusters,$(MERIDIAN_TOPOLOGY)),examples/fleets/karmada.yaml,examples/fleets/eu.yaml)
 WORKDIR ?= .meridian-sim
 export MERIDIAN_BIN_DIR ?= $(shell $(PY) -c "import os;print(os.environ.get('MERIDIAN_CACHE_DIR', os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'meridian')) + '/bin')")
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: Meridian against your cluster when KUBECONFIG is set, else against the simulated EU fleet.
+# `make run`: Meridian against your cluster when KUBECONFIG is set, else against the simulated EU fleet
+# (or, for a fleet file with `topology: clusters`, Karmada and a member cluster per region).
 #   hack/run.sh <fleet file> <sim workdir>
 # Installs what each README feature needs (the CRDs, the residency admission policy), prints a tour
 # for a second terminal (tests/e2e/test_make_run_tour.py runs it as printed), then runs the operator
@@ -17,6 +18,23 @@ if [ -z "${KUBECONFIG:-}" ] && [ "${USE_EXISTING_CLUSTER:-}" != "true" ]; then
   KUBECONFIG="$(cd "$workdir" && pwd)/kubeconfig"; export KUBECONFIG
   if [ "${KEEP_SIM:-}" != "1" ]; then trap 'meridian sim down --workdir "$workdir"' EXIT; fi
   "$kubectl" apply --server-side --field-manager=meridian-install -f examples/admission/residency-policy.yaml
+  if grep -q '^topology: clusters' "$fleet"; then
+    cat <<MSG
+
+  Karmada and a member cluster per region are up, and Meridian is starting. A tour, in another terminal from $PWD:
+
+    export KUBECONFIG=$KUBECONFIG PATH="\$PATH:$bin"
+    kubectl get clusters --show-labels                    # the members and the jurisdictions they carry
+    kubectl get regions
+    kubectl create namespace bank-a
+    kubectl apply -n bank-a -f examples/karmada/llama-3-8b.yaml   # EU only, gra 2 : lim 1
+    kubectl wait -n bank-a --for=condition=Ready mdep/llama-3-8b --timeout=180s
+    kubectl get propagationpolicies -n bank-a             # pinned by cluster name and by jurisdiction
+    kubectl --kubeconfig $workdir/members/gra/kubeconfig get pods -n bank-a -o wide
+    kubectl --kubeconfig $workdir/members/eri/kubeconfig get all -n bank-a   # the UK member: nothing
+
+MSG
+  else
   cat <<MSG
 
   The simulated fleet is up and Meridian is starting. A tour, in another terminal from $PWD:
@@ -41,6 +59,7 @@ if [ -z "${KUBECONFIG:-}" ] && [ "${USE_EXISTING_CLUSTER:-}" != "true" ]; then
     kubectl get inferencepool,httproute,deploy -n bank-a   # the pool, the route, the endpoint picker
 
 MSG
+  fi
 else
   "$kubectl" apply --server-side --field-manager=meridian-install -f crds/
   "$kubectl" apply --server-side --field-manager=meridian-install -f examples/admission/residency-policy.yaml

@@ -1,3 +1,9 @@
 """Shared pytest configuration: control-plane fixtures, the operator process, Triton servers."""
 
-pytest_plugins = ["tests.fixtures_cluster", "tests.fixtures_operator", "tests.fixtures_triton", "tests.fixtures_eu"]
+pytest_plugins = [
+    "tests.fixtures_cluster",
+    "tests.fixtures_operator",
+    "tests.fixtures_triton",
+    "tests.fixtures_eu",
+    "tests.fixtures_karmada",
+]

@@ -3,8 +3,9 @@
 For an auditor or a cron job: each pod with its node, the one Region selecting that node, the
 Region's jurisdictions and the ones its model requires (spec.placement.residency plus the namespace
 label). The proof is the operator's own (sync/residency.py), read straight from the cluster, so it
-holds even when the operator is not running. Exit 0 when every pod is compliant, 1 on any
-violation, 2 when the cluster cannot be read.
+holds even when the operator is not running. Against Karmada's API server, the pods and nodes of
+every member cluster a Region names are read through Karmada's cluster proxy. Exit 0 when every pod
+is compliant, 1 on any violation, 2 when the cluster (or a member) cannot be read.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any, TextIO
 from meridian import GROUP, VERSION
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.api.region import Region
-from meridian.placement.claims import node_claims
+from meridian.placement.claims import member_node, node_claims
 from meridian.render.labels import MANAGED_BY, MD_LABEL
 from meridian.render.names import label_value
+from meridian.render.reach import CLUSTER_PROXY
 from meridian.render.routing import PICKER_LABEL
 from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL, bound_node, place, required_tags
 
@@ -107,7 +109,37 @@ def read_cluster(namespace: str | None) -> list[Row]:
         for n in core.list_namespace().items
     }
     pods = [_camel_pod(p) for p in pods]
+    for cluster in sorted({c for r in regions for c in r.spec.clusters or ()}):
+        try:
+            member_pods, member_nodes = _read_member(client, cluster, namespace, selector)
+        except Exception as e:  # an unread member is an unproven one: never a silent pass
+            raise RuntimeError(f"member cluster {cluster}, through Karmada's cluster proxy: {e}") from e
+        pods += member_pods
+        nodes |= member_nodes
     return check(pods, [ModelDeployment.model_validate(m) for m in mds], regions, nodes, tags)
+
+
+def _read_member(
+    client: Any, cluster: str, namespace: str | None, selector: str
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
+    """A Karmada member's Meridian pods and its nodes' labels, read through Karmada's cluster proxy,
+    with node names as `<cluster>/<node>`."""
+    cfg = client.Configuration.get_default_copy()
+    cfg.host = cfg.host.rstrip("/") + CLUSTER_PROXY.format(cluster)
+    with client.ApiClient(cfg) as api:
+        core = client.CoreV1Api(api)
+        if namespace:
+            raw = core.list_namespaced_pod(namespace, label_selector=selector).to_dict()["items"]
+        else:
+            raw = core.list_pod_for_all_namespaces(label_selector=selector).to_dict()["items"]
+        nodes = {member_node(cluster, n.metadata.name): dict(n.metadata.labels or {}) for n in core.list_node().items}
+    pods = []
+    for p in raw:
+        pod = _camel_pod(p)
+        if pod["spec"]["nodeName"]:
+            pod["spec"]["nodeName"] = member_node(cluster, pod["spec"]["nodeName"])
+        pods.append(pod)
+    return pods, nodes
 
 
 def _camel_pod(pod: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from meridian import FIELD_MANAGER, GROUP, VERSION, __version__
 from meridian.reconcile.metrics import API_WRITES
+from meridian.render.reach import CLUSTER_PROXY
 
 PLURALS: dict[tuple[str, str], str] = {
     ("apps/v1", "Deployment"): "deployments",
@@ -44,7 +45,6 @@ PLURALS: dict[tuple[str, str], str] = {
 }
 CLUSTER_SCOPED = {"Node", "Namespace", "Region", "ClusterKopfPeering", "CustomResourceDefinition"}
 USER_AGENT = f"meridian/{__version__}"
-CLUSTER_PROXY = "/apis/cluster.karmada.io/v1alpha1/clusters/{}/proxy"  # Karmada's way into a member
 REQUEST_TIMEOUT_SECONDS = 10.0
 
 

@@ -29,6 +29,7 @@ JURISDICTION_LABEL_PREFIX = "jurisdiction.serving.meridian.dev/"
 COUNTRY_LABEL = "serving.meridian.dev/country"
 PROPAGATION_API = "policy.karmada.io/v1alpha1"
 PROPAGATED_KINDS = ("Deployment", "Service", "ConfigMap", "PodDisruptionBudget")
+CLUSTER_PROXY = "/apis/cluster.karmada.io/v1alpha1/clusters/{}/proxy"  # a member's API, through Karmada
 
 
 def node_affinity(region_selector: Mapping[str, str], gpu: GpuResources) -> dict[str, Any]:

@@ -26,8 +26,8 @@ def _log() -> Any:
 
 
 def pod_cidr(index: int) -> str:
-    """Each member's pods get loopback addresses of their own (the single cluster uses 127.40/16)."""
-    return f"127.{41 + index}.0.0/16"
+    """Each member's pods get loopback addresses of their own (single clusters use 127.40-42/16)."""
+    return f"127.{50 + index}.0.0/16"
 
 
 def member_workdir(workdir: Path, region: str) -> Path:
