@@ -31,6 +31,7 @@ class KarmadaFleet:
     api: client.ApiClient
     members: dict[str, client.ApiClient]  # region → its member cluster, read directly
     operator: OperatorProcess
+    planes: dict[str, controlplane.ControlPlane]  # region → its member's control plane processes
 
 
 @pytest.fixture(scope="session")
@@ -56,13 +57,14 @@ def karmada_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KarmadaF
         unavailable(f"{e} (logs under {workdir})")
     kubeconfig = plane.kubeconfig
     api = cluster.api_client(kubeconfig)
-    member_apis = {r.name: cluster.api_client(cp.kubeconfig) for r, cp in zip(spec.regions, planes, strict=True)}
+    by_region = {r.name: cp for r, cp in zip(spec.regions, planes, strict=True)}
+    member_apis = {r: cluster.api_client(cp.kubeconfig) for r, cp in by_region.items()}
     operator = None
     try:
         operator = start_operator(
             kubeconfig, workdir / "operator.log", {"MERIDIAN_LOG_LEVEL": os.environ.get("LOG", "INFO")}
         )
-        fleet = KarmadaFleet(workdir, kubeconfig, api, member_apis, operator)
+        fleet = KarmadaFleet(workdir, kubeconfig, api, member_apis, operator, by_region)
         yield fleet
         operator = fleet.operator  # a test may have restarted it
     finally:

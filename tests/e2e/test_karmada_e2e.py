@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from typing import Any
 
@@ -36,10 +37,12 @@ def spec(**over: Any) -> dict[str, Any]:
     return base
 
 
-def running(fleet: KarmadaFleet, ns: str, name: str) -> Counter[str]:
-    """Running, undeleted pods of the model, counted per member cluster."""
+def running(fleet: KarmadaFleet, ns: str, name: str, members: tuple[str, ...] = ()) -> Counter[str]:
+    """Running, undeleted pods of the model, counted per member cluster (of `members`, else all)."""
     out: Counter[str] = Counter()
     for member, api in fleet.members.items():
+        if members and member not in members:
+            continue
         for pod in client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"{MD_LABEL}={name}").items:
             if pod.status.phase == "Running" and not pod.metadata.deletion_timestamp:
                 out[member] += 1
@@ -124,3 +127,37 @@ def test_deleting_the_model_leaves_nothing_of_it_in_karmada_or_any_member(
 
     wait_for("no object of the model anywhere", lambda: not left() or None, timeout=90)
     wait_for("no pod of the model in any member", lambda: not running(karmada_fleet, m.ns, "llm") or None, timeout=90)
+
+
+def test_a_member_that_stops_answering_has_its_replicas_moved_to_the_other_eu_member_and_back(
+    karmada_fleet: KarmadaFleet, karmada_mdeps: Mdeps
+) -> None:
+    m, hold = karmada_mdeps, 10
+    placement = {
+        "residency": ["EU"],
+        "regions": [{"name": "gra", "weight": 1}, {"name": "lim", "weight": 1}],
+        "failover": {"unschedulableSeconds": hold},
+    }
+    m.create("llm", spec(replicas=2, placement=placement))
+    m.wait_condition("llm", "Ready", timeout=180)
+    assert running(karmada_fleet, m.ns, "llm") == Counter({"gra": 1, "lim": 1})
+    gra = karmada_fleet.planes["gra"]
+    gra.kill("kube-apiserver")
+    try:
+        t0 = time.monotonic()
+        wait_for(
+            "both replicas Running in lim",
+            lambda: running(karmada_fleet, m.ns, "llm", ("lim",))["lim"] == 2 or None,
+            timeout=hold + 60,
+        )
+        moved = time.monotonic() - t0
+        assert running(karmada_fleet, m.ns, "llm", ("eri",)) == Counter()  # never across residency
+        m.wait_condition("llm", "Ready", timeout=30)
+    finally:
+        gra.revive("kube-apiserver")
+    assert moved <= hold + 30, f"moved after {moved:.1f}s"
+    wait_for(
+        "a replica back in gra",
+        lambda: running(karmada_fleet, m.ns, "llm") == Counter({"gra": 1, "lim": 1}) or None,
+        timeout=180,
+    )

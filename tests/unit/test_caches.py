@@ -3,11 +3,13 @@ agree with counting them from scratch, whatever order pods come, change and go i
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kubernetes_asyncio import client as k8s
 
 from meridian.placement.inventory import requested_by_node
 from meridian.reconcile import projections
@@ -166,3 +168,43 @@ def test_claims_follow_a_relabelled_node_a_new_selector_and_a_node_gone() -> Non
 
     caches.nodes._replace("", [node("n2", "rbx")])  # n1 gone
     assert caches.claims().owners("n1") == ()
+
+
+def test_a_member_cluster_is_watched_while_a_region_names_it_and_not_ready_while_it_does_not_answer() -> None:
+    async def scenario() -> None:
+        heard: list[str] = []
+        kube = Kube(k8s.ApiClient())  # never sent anything: the stores are filled by hand
+        caches = Caches(kube, listeners=Listeners(capacity=lambda: heard.append("capacity")))
+        region = {"metadata": {"name": "gra"}, "spec": {"country": "FR", "jurisdictions": ["EU"], "clusters": ["gra"]}}
+        caches.regions._replace("", [region])
+        member = caches.members["gra"]
+        assert member.nodes.kube.prefix == "/apis/cluster.karmada.io/v1alpha1/clusters/gra/proxy"
+        node = {
+            "metadata": {"name": "n0", "labels": {"node-restriction.kubernetes.io/region": "gra"}},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+            },
+        }
+        member.nodes._replace("", [node])
+        assert [n["metadata"]["name"] for n in caches.all_nodes()] == ["gra/n0"]
+        assert caches.claims().region_of("gra/n0") == "gra"
+        member.pods._replace("a", [pod("p0", node="n0", gpus=1, model="llm")])
+        (cached,) = caches.pods_of("a", "llm")
+        assert cached["spec"]["nodeName"] == "gra/n0" and cached[projections.CLUSTER] == "gra"
+        assert caches.requested == {"gra/n0": 1}
+
+        member._reach(False)
+        (down,) = caches.all_nodes()
+        assert down["status"]["conditions"][0]["status"] == "Unknown"
+        assert down["status"]["conditions"][0]["lastTransitionTime"] == member.unreachable_since
+        member._reach(True)
+        assert caches.all_nodes()[0]["status"]["conditions"][0]["status"] == "True"
+        assert heard.count("capacity") >= 2
+
+        caches.regions._replace("", [])  # no Region names it any more: forgotten, nodes and pods
+        assert "gra" not in caches.members
+        await caches.stop()
+        assert caches.all_nodes() == [] and caches.pods_of("a", "llm") == [] and caches.requested == {}
+        await kube.close()
+
+    asyncio.run(scenario())

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
@@ -132,12 +133,15 @@ class Member:
 
     def __init__(self, caches: Caches, kube: Kube, name: str, namespaces: tuple[str, ...]) -> None:
         self.name = name
+        self.caches = caches
+        self.unreachable_since: str | None = None  # when its API server stopped answering, RFC 3339
         self.nodes: Informer[dict[str, Any]] = Informer(
             kube,
             "v1",
             "Node",
             project=_member_node(name),
             on_change=lambda key, old, new: caches._node_changed(("", member_node(name, key[1])), old, new),
+            on_reach=self._reach,
         )
         self.pods: Informer[dict[str, Any]] = Informer(
             kube,
@@ -152,6 +156,27 @@ class Member:
         self.deadline = asyncio.get_running_loop().time() + MEMBER_SYNC_SECONDS
         self.reported: set[str] = set()  # kinds whose refusal was logged
 
+    def node_values(self) -> list[dict[str, Any]]:
+        """Its nodes as last listed; while its API server does not answer, each not Ready since it
+        stopped, as a cluster's node lifecycle controller would mark a node that stopped reporting:
+        the failover hold (unschedulableSeconds) counts from then."""
+        if self.unreachable_since is None:
+            return list(self.nodes.values())
+        down = [{"type": "Ready", "status": "Unknown", "lastTransitionTime": self.unreachable_since}]
+        return [{**n, "status": {**n["status"], "conditions": down}} for n in self.nodes.values()]
+
+    def _reach(self, ok: bool) -> None:
+        if ok == (self.unreachable_since is None):
+            return
+        if ok:
+            log.info("member cluster answers again", cluster=self.name)
+            self.unreachable_since = None
+        else:
+            log.warning("member cluster does not answer; its nodes count as not Ready", cluster=self.name)
+            self.unreachable_since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.caches.listeners.capacity is not None:
+            self.caches.listeners.capacity()
+
     async def wait_synced(self) -> None:
         """Until both hold their first list, or the member's first wait has run out."""
         left = self.deadline - asyncio.get_running_loop().time()
@@ -163,11 +188,10 @@ class Member:
                 self.reported.add(informer.kind)
                 log.error("member cluster unreadable", cluster=self.name, error=str(informer.failure))
 
-    async def stop(self) -> None:
+    def forget(self) -> None:
         """Cancel the watches and forget what they held, as if every node and pod were deleted."""
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
         for informer in (self.pods, self.nodes):
             for namespace in informer.namespaces:
                 informer._replace(namespace, [])
@@ -290,8 +314,10 @@ class Caches:
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await asyncio.gather(*(m.stop() for m in self.members.values()))
+        for member in self.members.values():
+            for task in member.tasks:
+                task.cancel()
+        await asyncio.gather(*self.tasks, *(t for m in self.members.values() for t in m.tasks), return_exceptions=True)
 
     # reads a reconcile makes
 
@@ -319,7 +345,7 @@ class Caches:
         return [*self.pods.values(), *(p for m in self.members.values() for p in m.pods.values())]
 
     def all_nodes(self) -> list[dict[str, Any]]:
-        return [*self.nodes.values(), *(n for m in self.members.values() for n in m.nodes.values())]
+        return [*self.nodes.values(), *(n for m in self.members.values() for n in m.node_values())]
 
     def region_list(self) -> tuple[Region, ...]:
         return tuple(sorted(self.regions.values(), key=lambda r: r.name))
@@ -356,7 +382,8 @@ class Caches:
             self.members[cluster] = Member(self, self.kube.member(cluster), cluster, self.namespaces_watched)
         for cluster in sorted(set(self.members) - named):
             member = self.members.pop(cluster)
-            self.tasks.append(asyncio.create_task(member.stop(), name=f"forget {cluster}"))
+            member.forget()
+            self.tasks += member.tasks  # cancelled; awaited by stop()
         if self.listeners.region is not None:
             self.listeners.region(key, old, new)
 

@@ -57,11 +57,15 @@ class Informer(Generic[T]):
         on_change: Change | None = None,
         optional: bool = False,
         on_served: Callable[[str], None] | None = None,
+        on_reach: Callable[[bool], None] | None = None,
     ) -> None:
         """`optional`: a kind from a CRD the cluster may lack (Gateway API). While the API server
         does not serve it the store is empty, `served` is False, and the list waits for `wake`,
         which the CRD cache sets when that CRD becomes established: a CRD installed later is
-        picked up without a restart and without polling; `on_served` hears when."""
+        picked up without a restart and without polling; `on_served` hears when.
+        `on_reach`: told False whenever a list or watch fails (the API server does not answer, or
+        refuses), True whenever a list succeeds; with it, every failure is followed by a fresh
+        list, so that the server answering again is known at once, not at the watch's first event."""
         self.kube = kube
         self.api_version, self.kind = api_version, kind
         self.namespaces = namespaces
@@ -76,6 +80,7 @@ class Informer(Generic[T]):
         self.failure: CacheUnavailable | None = None
         self.optional = optional
         self.on_served = on_served
+        self.on_reach = on_reach
         self.served = True
         self.wake = asyncio.Event()  # its CRD was established: list again
 
@@ -174,13 +179,22 @@ class Informer(Generic[T]):
                     return
                 wait = retry_after(e) or backoff
                 log.info("cache retrying", kind=self.kind, where=_where(namespace), status=e.status, retry_in=wait)
+                version = self._unreached(version)
                 await asyncio.sleep(wait)
             except Exception as e:  # a dropped connection, a timeout, a torn line: resume, never die
                 log.info(
                     "cache retrying", kind=self.kind, where=_where(namespace), error=repr(e)[:200], retry_in=backoff
                 )
+                version = self._unreached(version)
                 await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF[1])
+
+    def _unreached(self, version: str) -> str:
+        """The version to resume from after a failure: none when someone is told of it."""
+        if self.on_reach is None:
+            return version
+        self.on_reach(False)
+        return ""
 
     async def _list(self, namespace: str) -> str:
         objects: list[Mapping[str, Any]] = []
@@ -210,6 +224,8 @@ class Informer(Generic[T]):
         self.listed.add(namespace)
         if self.listed >= set(self.namespaces):
             self.synced.set()
+        if self.on_reach is not None:
+            self.on_reach(True)
         return version
 
     async def _watch(self, namespace: str, version: str) -> str:
