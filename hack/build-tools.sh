@@ -99,6 +99,8 @@ for comp in "${want[@]}"; do
       gv="$(pinned gateway sigs.k8s.io/gateway-api)"; iv="$(pinned gateway sigs.k8s.io/gateway-api-inference-extension)"
       out="$cache/gateway-crds-$gv-$iv"
       if [ ! -f "$out/inference.networking.k8s.io_inferencepools.yaml" ]; then
+        # nothing is built from these modules, so nothing has downloaded them yet: `go list` alone gives no Dir
+        (cd "$here/tools/gateway" && go mod download sigs.k8s.io/gateway-api sigs.k8s.io/gateway-api-inference-extension)
         gdir="$(cd "$here/tools/gateway" && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)"
         idir="$(cd "$here/tools/gateway" && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api-inference-extension)"
         rm -rf "$out.tmp.$$"; mkdir -p "$out.tmp.$$"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,9 +18,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 from tests.fixtures_karmada import KarmadaFleet
-from tests.fixtures_operator import Mdeps, wait_for
+from tests.fixtures_operator import Mdeps, start_operator, wait_for
 
 from meridian.render.labels import MD_LABEL
+from meridian.render.names import regional_name
 
 pytestmark = pytest.mark.e2e
 POLICY = ("policy.karmada.io", "v1alpha1", "propagationpolicies")
@@ -161,3 +163,41 @@ def test_a_member_that_stops_answering_has_its_replicas_moved_to_the_other_eu_me
         lambda: running(karmada_fleet, m.ns, "llm") == Counter({"gra": 1, "lim": 1}) or None,
         timeout=180,
     )
+
+
+def test_the_operator_killed_mid_convergence_leaves_exactly_the_expected_objects_in_every_member(
+    karmada_fleet: KarmadaFleet, karmada_mdeps: Mdeps
+) -> None:
+    m = karmada_mdeps
+    residency = {f"eu{i}": ["EU"] for i in range(4)} | {f"uk{i}": ["UK"] for i in range(2)}
+    for name, tags in residency.items():
+        m.create(name, spec(replicas=2, placement={"residency": tags}))
+    apps = client.AppsV1Api(karmada_fleet.api)
+    wait_for(
+        "convergence under way",
+        lambda: apps.list_namespaced_deployment(m.ns, label_selector=MD_LABEL).items or None,
+        timeout=60,
+    )
+    op = karmada_fleet.operator
+    op.proc.send_signal(signal.SIGKILL)  # the operator process itself: no wrapper shell in between
+    op.proc.wait()
+    karmada_fleet.operator = start_operator(karmada_fleet.kubeconfig, op.log)
+    for name in residency:
+        m.wait_condition(name, "Ready", timeout=180)
+
+    expected: dict[str, Counter[str]] = {member: Counter() for member in karmada_fleet.members}
+    for name in residency:
+        for r in m.get(name)["status"]["regions"]:
+            if r["desiredReplicas"]:
+                expected[r["name"]][regional_name(name, r["name"])] = r["desiredReplicas"]
+    for member, api in karmada_fleet.members.items():
+        found = Counter(
+            {
+                d.metadata.name: d.spec.replicas
+                for d in client.AppsV1Api(api).list_namespaced_deployment(m.ns, label_selector=MD_LABEL).items
+            }
+        )
+        assert found == expected[member], member
+    assert set(expected["eri"]) == {regional_name(n, "eri") for n in residency if n.startswith("uk")}
+    for name in residency:
+        assert sum(running(karmada_fleet, m.ns, name).values()) == 2, name

@@ -163,7 +163,7 @@ def _stay(cp: controlplane.ControlPlane, workdir: Path | None = None) -> int:
     rc = 0
     _log().info("running in the foreground; Ctrl-C stops the control plane")
     while not stop.wait(1.0):
-        dead = [p.name for p in _all_processes(cp.workdir) if not processes.alive(p)]
+        dead = [p.name for p in all_processes(cp.workdir) if not processes.alive(p)]
         if dead:
             _log().error("component exited", components=dead)
             rc = 1
@@ -176,7 +176,7 @@ def _stay(cp: controlplane.ControlPlane, workdir: Path | None = None) -> int:
     return rc if ok else 1
 
 
-def _all_processes(workdir: Path) -> list[processes.ProcessRecord]:
+def all_processes(workdir: Path) -> list[processes.ProcessRecord]:
     """The processes recorded in workdir and in its member clusters' workdirs, if any."""
     st = state.load(workdir)
     if st is None:
@@ -203,7 +203,7 @@ def status(workdir: Path) -> int:
         print(f"existing cluster, kubeconfig {st.kubeconfig}")
     else:
         rows = [("COMPONENT", "PID", "STATE", "RSS(MiB)")]
-        for p in _all_processes(workdir):
+        for p in all_processes(workdir):
             up_ = processes.alive(p)
             healthy = healthy and up_
             rss = processes.rss_mib(p.pid) if up_ else None
