@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -60,6 +61,20 @@ def objects_in(api: client.ApiClient, ns: str, name: str) -> list[str]:
     found += [f"ConfigMap {c.metadata.name}" for c in core.list_namespaced_config_map(ns, label_selector=sel).items]
     pdbs = policy.list_namespaced_pod_disruption_budget(ns, label_selector=sel).items
     return found + [f"PodDisruptionBudget {p.metadata.name}" for p in pdbs]
+
+
+def settle(what: str, value: Callable[[], Any], expected: Any, timeout: float) -> None:
+    """Until value() == expected; fail with the last value seen."""
+    seen: list[Any] = [None]
+
+    def probe() -> bool:
+        seen[0] = value()
+        return bool(seen[0] == expected)
+
+    try:
+        wait_for(what, probe, timeout)
+    except pytest.fail.Exception:
+        pytest.fail(f"{what}: wanted {expected!r}, last saw {seen[0]!r}")
 
 
 def karmada_objects(fleet: KarmadaFleet, ns: str, name: str) -> list[str]:
@@ -158,11 +173,7 @@ def test_a_member_that_stops_answering_has_its_replicas_moved_to_the_other_eu_me
     finally:
         gra.revive("kube-apiserver")
     assert moved <= hold + 30, f"moved after {moved:.1f}s"
-    wait_for(
-        "a replica back in gra",
-        lambda: running(karmada_fleet, m.ns, "llm") == Counter({"gra": 1, "lim": 1}) or None,
-        timeout=180,
-    )
+    settle("a replica back in gra", lambda: running(karmada_fleet, m.ns, "llm"), Counter({"gra": 1, "lim": 1}), 180)
 
 
 def test_the_operator_killed_mid_convergence_leaves_exactly_the_expected_objects_in_every_member(

@@ -17,6 +17,7 @@ from meridian.reconcile.caches import Caches, Listeners, matches, watch_plan
 from meridian.reconcile.informer import Informer
 from meridian.reconcile.kube import Kube
 from meridian.sync.insync import in_sync
+from meridian.sync.pending import unschedulable_condition
 
 pytestmark = pytest.mark.unit
 
@@ -197,6 +198,9 @@ def test_a_member_cluster_is_watched_while_a_region_names_it_and_not_ready_while
         (down,) = caches.all_nodes()
         assert down["status"]["conditions"][0]["status"] == "Unknown"
         assert down["status"]["conditions"][0]["lastTransitionTime"] == member.unreachable_since
+        (waiting,) = caches.pods_of("a", "llm")  # its replicas wait to be placed from then: failover's hold
+        assert waiting["status"]["phase"] == "Pending"
+        assert unschedulable_condition(waiting)["lastTransitionTime"] == member.unreachable_since  # type: ignore[index]
         member._reach(True)
         assert caches.all_nodes()[0]["status"]["conditions"][0]["status"] == "True"
         assert heard.count("capacity") >= 2

@@ -135,3 +135,13 @@ def test_a_violating_pod_in_a_member_is_deleted_in_that_member() -> None:
     stray = {**pod("p1", "gra", member_node("eri-1", "n0")), CLUSTER: "eri-1"}
     d = sync(world(md, [gra], {member_node("eri-1", "n0"): {}}, [deployment(md, "gra", 1)], [stray]))
     assert [(e.kind, e.name, e.cluster) for e in d.evictions] == [("Pod", "p1", "eri-1")]
+
+
+def test_what_serves_a_region_whose_members_do_not_answer_is_not_pruned_until_they_do() -> None:
+    md = model(
+        "llm", replicas=1, placement={"residency": ["EU"], "regions": [{"name": "gra", "weight": 0}, {"name": "lim"}]}
+    )
+    gra, lim = region("gra", ["EU"], ["gra-1"]), region("lim", ["EU"], ["lim-1"])
+    stale = [deployment(md, "gra", 1), deployment(md, "lim", 1)]
+    assert [x.name for x in sync(world(md, [gra, lim], {}, stale)).prunes] == [regional_name("llm", "gra")]
+    assert sync(world(md, [gra, lim], {}, stale, unreachable=frozenset({"gra"}))).prunes == ()

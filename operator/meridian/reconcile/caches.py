@@ -165,6 +165,25 @@ class Member:
         down = [{"type": "Ready", "status": "Unknown", "lastTransitionTime": self.unreachable_since}]
         return [{**n, "status": {**n["status"], "conditions": down}} for n in self.nodes.values()]
 
+    def pod_values(self, namespace: str, label: str) -> list[dict[str, Any]]:
+        """A model's pods in this member as last listed; while its API server does not answer, each
+        waits to be scheduled since it stopped: no one can say they still serve, and the failover
+        hold counts from then, as for replicas whose nodes are gone."""
+        pods = list(self.pods.by((namespace, label)).values())
+        if self.unreachable_since is None:
+            return pods
+        lost = [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": f"0/0 nodes are available: member cluster {self.name} does not answer",
+                "lastTransitionTime": self.unreachable_since,
+            },
+            {"type": "Ready", "status": "Unknown", "lastTransitionTime": self.unreachable_since},
+        ]
+        return [{**p, "status": {**p["status"], "phase": "Pending", "conditions": lost}} for p in pods]
+
     def _reach(self, ok: bool) -> None:
         if ok == (self.unreachable_since is None):
             return
@@ -176,6 +195,9 @@ class Member:
             self.unreachable_since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if self.caches.listeners.capacity is not None:
             self.caches.listeners.capacity()
+        if self.caches.listeners.pod is not None:  # their models are judged again now
+            for key, pod in list(self.pods.store.items()):
+                self.caches.listeners.pod(key, pod, pod)
 
     async def wait_synced(self) -> None:
         """Until both hold their first list, or the member's first wait has run out."""
@@ -338,8 +360,13 @@ class Caches:
         """A model's pods, in this cluster and every member, found by its model-deployment label value."""
         out = list(self.pods.by((namespace, label)).values())
         for member in self.members.values():
-            out += member.pods.by((namespace, label)).values()
+            out += member.pod_values(namespace, label)
         return out
+
+    def unreachable(self) -> frozenset[str]:
+        """Regions reached as member clusters none of which answers now."""
+        down = {name for name, m in self.members.items() if m.unreachable_since is not None}
+        return frozenset(r.name for r in self.regions.values() if r.spec.clusters and set(r.spec.clusters) <= down)
 
     def all_pods(self) -> list[dict[str, Any]]:
         return [*self.pods.values(), *(p for m in self.members.values() for p in m.pods.values())]

@@ -70,6 +70,7 @@ def gather(
         now=time.time(),
         settings=settings,
         unserved=caches.unserved(),
+        unreachable=caches.unreachable(),
     )
 
 

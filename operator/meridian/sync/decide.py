@@ -190,7 +190,8 @@ def _prunes(
     world: World, desired: Sequence[Mapping[str, Any]], gone: set[str], names: Mapping[str, str]
 ) -> list[Prune]:
     """Owned children no longer planned. A Deployment whose region still has a replacement that is
-    not yet ready (a renamed child, after an upgrade) stays until it is: surge first."""
+    not yet ready (a renamed child, after an upgrade) stays until it is: surge first. What serves a
+    region whose member clusters do not answer stays until they do."""
     wanted = {_key(o) for o in desired}
     replacing: dict[str, tuple[str, int]] = {}
     for o in desired:
@@ -200,6 +201,8 @@ def _prunes(
     for (kind, name), obj in sorted(world.owned.items()):
         if (kind, name) in wanted or (kind == "Deployment" and name in gone):
             continue
+        if region_of_child(obj, names) in world.unreachable:
+            continue  # Karmada cannot delete anything there now; deleted and made again on return would race
         if kind == "Deployment" and _regional(obj):
             new = replacing.get(region_of_child(obj, names))
             if new is not None and _ready(world.owned.get(("Deployment", new[0]))) < new[1]:

@@ -45,6 +45,7 @@ class World:
     Regions' selectors and the nodes' labels); `namespace_residency` is the namespace's
     `serving.meridian.dev/residency` label ("" when unlabelled). `unserved` are child kinds whose
     CRDs the cluster lacks (InferencePool, HTTPRoute), which a model asking for routing needs.
+    `unreachable` are Regions reached as Karmada member clusters none of which answers now.
     """
 
     model: ModelDeployment
@@ -59,3 +60,4 @@ class World:
     settings: Settings = field(default_factory=Settings)
     apply_failure: ApplyFailure | None = None
     unserved: frozenset[str] = frozenset()
+    unreachable: frozenset[str] = frozenset()
