@@ -86,6 +86,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "dashboard": {"enabled": True, "namespace": "monitoring"},
         "serviceAccount": {"annotations": {"example.com/role": "meridian"}},
         "crds": {"templated": True},
+        "karmada": {"enabled": True},
         "admission": {"residencyPolicy": {"validationActions": ["Warn", "Audit"]}},
         "resources": {"requests": {"cpu": "200m", "memory": "300Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
         "podAnnotations": {"example.com/team": "platform"},
@@ -137,6 +138,7 @@ CHILDREN = (
     ("rbac.authorization.k8s.io", "rolebindings"),
     ("inference.networking.k8s.io", "inferencepools"),
     ("gateway.networking.k8s.io", "httproutes"),
+    ("policy.karmada.io", "propagationpolicies"),
 )
 # what the endpoint picker's Role grants, which the operator must hold to grant it
 PICKER_READS = (
@@ -410,6 +412,18 @@ def test_pod_meets_restricted_pod_security(helm: Helm, tmp_path: Path) -> None:
     assert sc["capabilities"] == {"drop": ["ALL"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"])
+
+
+def test_karmada_grants_the_member_clusters_proxy_only_when_enabled(helm: Helm, tmp_path: Path) -> None:
+    def proxy_rules(values: dict[str, Any]) -> list[dict[str, Any]]:
+        docs = documents(render(helm, values, tmp_path))
+        roles = [d for d in docs if d["kind"] == "ClusterRole"]
+        return [r for role in roles for r in role["rules"] if "cluster.karmada.io" in r["apiGroups"]]
+
+    assert proxy_rules({}) == []
+    assert proxy_rules({"karmada": {"enabled": True}}) == [
+        {"apiGroups": ["cluster.karmada.io"], "resources": ["clusters/proxy"], "verbs": ["get", "delete"]}
+    ]
 
 
 def test_residency_policy_is_the_one_placement_ships(helm: Helm, tmp_path: Path) -> None:
