@@ -145,3 +145,23 @@ def test_what_serves_a_region_whose_members_do_not_answer_is_not_pruned_until_th
     stale = [deployment(md, "gra", 1), deployment(md, "lim", 1)]
     assert [x.name for x in sync(world(md, [gra, lim], {}, stale)).prunes] == [regional_name("llm", "gra")]
     assert sync(world(md, [gra, lim], {}, stale, unreachable=frozenset({"gra"}))).prunes == ()
+
+
+def test_a_model_moved_off_members_that_do_not_answer_is_ready_on_what_serves_it_elsewhere() -> None:
+    """Karmada keeps the last status it heard from a member that stopped answering: the Deployment
+    kept there still says 1 ready, which counts neither as running nor as ready."""
+    md = model(
+        "llm", replicas=2, placement={"residency": ["EU"], "regions": [{"name": "gra", "weight": 0}, {"name": "lim"}]}
+    )
+    gra, lim = region("gra", ["EU"], ["gra-1"]), region("lim", ["EU"], ["lim-1"])
+    kept = [deployment(md, "gra", 1), deployment(md, "lim", 2)]
+
+    def condition(d: Any, type_: str) -> tuple[str, str]:
+        c = next(c for c in d.status["conditions"] if c["type"] == type_)
+        return c["status"], c["reason"]
+
+    reachable = sync(world(md, [gra, lim], {}, kept))
+    assert condition(reachable, "Ready") == ("False", "ReplicasNotReady")  # 3 running for 2 wanted: a prune to come
+    down = sync(world(md, [gra, lim], {}, kept, unreachable=frozenset({"gra"})))
+    assert condition(down, "Ready") == ("True", "AllReplicasReady")
+    assert down.status is not None and (down.status["replicas"], down.status["readyReplicas"]) == (2, 2)

@@ -76,7 +76,7 @@ def sync(world: World) -> Decision:
     gone = {e.name for e in evicted if e.kind == "Deployment"}
     remaining = [d for d in deployments if d["metadata"]["name"] not in gone]
     unready = unready_nodes(regions)
-    obs = observe(remaining, world.pods, names, unready)
+    obs = observe(remaining, world.pods, names, unready, world.unreachable)
     notes, records = _eviction_reports(evicted, proof, required)
 
     problems: list[Problem] = []

@@ -67,9 +67,13 @@ def observe(
     pods: Iterable[Mapping[str, Any]],
     region_names: Mapping[str, str] | None = None,
     unready: Mapping[str, int] | None = None,
+    unreachable: frozenset[str] = frozenset(),
 ) -> Observation:
     """`region_names` maps region label values back to Region names (long names are hashed);
-    `unready` counts each region's nodes not Ready, by label value (see `is_capacity`)."""
+    `unready` counts each region's nodes not Ready, by label value (see `is_capacity`).
+    `unreachable`: Regions whose member clusters do not answer. Karmada keeps reporting the last
+    status it heard from them, so their replicas count as neither running nor ready: no one can say
+    they still serve."""
     names = region_names or {}
     regions: dict[str, dict[str, Any]] = {}
     for d in deployments:
@@ -80,6 +84,8 @@ def observe(
         status = d.get("status", {}) or {}
         spec_replicas = int(d.get("spec", {}).get("replicas", 0) or 0)
         current = int(status.get("observedGeneration", 0) or 0) >= int(d["metadata"].get("generation", 0) or 0)
+        if region in unreachable:
+            status = {**status, "replicas": 0, "readyReplicas": 0}
         regions[region] = {
             "rolled_out": current and int(status.get("updatedReplicas", 0) or 0) >= spec_replicas,
             "replicas": int(status.get("replicas", 0) or 0),
