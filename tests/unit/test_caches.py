@@ -212,3 +212,44 @@ def test_a_member_cluster_is_watched_while_a_region_names_it_and_not_ready_while
         await kube.close()
 
     asyncio.run(scenario())
+
+
+def test_gpus_promised_follow_deployments_written_and_their_pods_placed() -> None:
+    """A regional Deployment promises its replicas' GPUs until a node holds each pod, or the
+    scheduler finds no room for it; what a model promised itself is not held against it."""
+    caches = Caches(NO_KUBE, listeners=Listeners())
+
+    def deployment(model: str, replicas: int, gpus: int = 2) -> dict[str, Any]:
+        labels = {
+            "app.kubernetes.io/managed-by": "meridian",
+            "serving.meridian.dev/model-deployment": model,
+            "serving.meridian.dev/region": "gra",
+        }
+        limits = {"nvidia.com/gpu": str(gpus)}
+        template = {"spec": {"containers": [{"name": "c", "image": "i", "resources": {"limits": limits}}]}}
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": f"{model}-gra", "namespace": "a", "labels": labels},
+            "spec": {"replicas": replicas, "template": template},
+        }
+
+    def regional_pod(name: str, model: str, node: str = "", refused: bool = False) -> dict[str, Any]:
+        obj = pod(name, node=node, gpus=2, phase="Running" if node else "Pending", model=model)
+        obj["metadata"]["labels"]["serving.meridian.dev/region"] = "gra"
+        if refused:
+            obj["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]
+        return obj
+
+    deployments = caches.children["Deployment"]
+    deployments._set(("a", "m1-gra"), projections.packed(deployment("m1", 3)))
+    assert caches.promised("a", "m2") == {"gra": 6}
+    assert caches.promised("a", "m1") == {}
+    caches.pods._set(("a", "p1"), projections.pod(regional_pod("p1", "m1", node="n1")))
+    caches.pods._set(("a", "p2"), projections.pod(regional_pod("p2", "m1", refused=True)))
+    caches.pods._set(("a", "p3"), projections.pod(regional_pod("p3", "m1")))  # not yet looked at
+    assert caches.promised("a", "m2") == {"gra": 2}
+    deployments._set(("a", "m1-gra"), projections.packed(deployment("m1", 1)))  # scaled down
+    assert caches.promised("a", "m2") == {}
+    deployments._set(("a", "m1-gra"), None)
+    assert caches.commitments == {}

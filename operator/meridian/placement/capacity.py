@@ -140,10 +140,14 @@ def grace_ends_in(regions: Iterable[Region], spec: ModelDeploymentSpec, now: flo
     return min(ends) if ends else None
 
 
-def region_capacity(region: Region, spec: ModelDeploymentSpec, running: int, now: float = 0.0) -> Capacity:
+def region_capacity(
+    region: Region, spec: ModelDeploymentSpec, running: int, now: float = 0.0, promised: int = 0
+) -> Capacity:
     """Capacity for `spec` in `region`, counting `running` of its own scheduled replicas as usable, and
     GPUs of nodes not Ready for less than failover.unschedulableSeconds (a flap, not a loss: replicas
-    placed there wait Pending, and that wait is what failover times)."""
+    placed there wait Pending, and that wait is what failover times). `promised` GPUs, other models'
+    replicas on their way to a node, are not free. They are counted against the accepted pools as a
+    whole: which product a replica on its way will get is not known yet."""
     gpu = spec.resources.gpu
     per_replica = spec.gpus_per_replica
     if gpu.resource_name != TRACKED_RESOURCE:
@@ -151,4 +155,5 @@ def region_capacity(region: Region, spec: ModelDeploymentSpec, running: int, now
     if not status_known(region.status):
         return Capacity(None, gpus_per_replica=per_replica, unknown_because="Region status not reported yet")
     free = free_gpus(region.status, gpu, now, float(spec.placement.failover.unschedulable_seconds))
+    free = max(0, free - promised)
     return Capacity(free // per_replica + running, free, per_replica, running)

@@ -117,7 +117,8 @@ class _Planner:
         }
         self.weight_sum = sum(lim.weight for lim in self.limits.values())
         self.caps: dict[str, Capacity] = {
-            r: region_capacity(regions[r], spec, self.scheduled.get(r, 0), observed.now) for r in self.qualifying
+            r: region_capacity(regions[r], spec, self.scheduled.get(r, 0), observed.now, observed.promised.get(r, 0))
+            for r in self.qualifying
         }
         self.surge = max(1, spec.rollout.max_surge)
         self.now = observed.now

@@ -67,7 +67,8 @@ class Observed:
     `unschedulable` counts pods the scheduler cannot place, pending since `unschedulable_since`
     (seconds, same clock as `now`). `ready` is per-region ready replicas: pass it, or moves assume
     every scheduled replica is ready and finish a surge one pass early. `held` is the previous
-    plan's `held`, fed back so failover sticks until capacity returns.
+    plan's `held`, fed back so failover sticks until capacity returns. `promised` is per region the
+    GPUs of other models' replicas already written there that no node holds yet (placement/promised).
     """
 
     replicas: Mapping[str, int] = field(default_factory=dict)
@@ -76,6 +77,7 @@ class Observed:
     now: float = 0.0
     ready: Mapping[str, int] | None = None
     held: Mapping[str, Hold] = field(default_factory=dict)
+    promised: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

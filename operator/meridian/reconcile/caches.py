@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,13 +26,16 @@ from meridian import API_VERSION
 from meridian.api.region import Region
 from meridian.log import get as get_logger
 from meridian.placement.claims import NodeClaims, member_node, node_claims
+from meridian.placement.inventory import gpu_requests
+from meridian.placement.promised import Commitment, ModelKey, others, promised
 from meridian.reconcile import projections
 from meridian.reconcile.informer import CacheUnavailable, Change, Informer, Key
 from meridian.reconcile.kube import PLURALS, Kube
 from meridian.reconcile.peering import PEERING_API, is_active, peering_status
-from meridian.render.labels import MANAGED_BY
+from meridian.render.labels import MANAGED_BY, MD_LABEL, REGION_LABEL
 from meridian.render.reach import PROPAGATION_API
 from meridian.render.routing import POOL_API, ROUTE_API
+from meridian.sync.pending import unschedulable_condition
 from meridian.sync.residency import NAMESPACE_RESIDENCY_LABEL
 
 CHILD_KINDS = (
@@ -251,6 +255,9 @@ class Caches:
         self.labels: dict[str, Mapping[str, str]] = {}  # node → its labels
         self.labels_version = 0  # bumped whenever a node's labels change, or a node comes or goes
         self._claims: tuple[tuple[Any, ...], NodeClaims] | None = None
+        self.commitments: dict[Key, Commitment] = {}  # regional Deployment → replicas it asks for
+        self.placement_version = 0  # bumped whenever a Meridian pod or regional Deployment changes
+        self._promised: tuple[int, dict[ModelKey, Counter[str]], Counter[str]] | None = None
         self.regions: Informer[Region] = Informer(
             kube, API_VERSION, "Region", project=_region, on_change=self._region_changed
         )
@@ -278,7 +285,7 @@ class Caches:
                 label_selector=MANAGED_SELECTOR,
                 project=_only(watched, projections.packed),
                 index_by=lambda child: child.controller[2] or None,
-                on_change=heard.child,
+                on_change=self._deployment_changed if kind == "Deployment" else heard.child,
                 optional=kind in OPTIONAL_KINDS,
                 on_served=heard.served,
             )
@@ -414,7 +421,40 @@ class Caches:
         if self.listeners.region is not None:
             self.listeners.region(key, old, new)
 
+    def promised(self, namespace: str, label: str) -> dict[str, int]:
+        """GPUs per region label value of every other model's replicas on their way to a node."""
+        if self._promised is None or self._promised[0] != self.placement_version:
+            settled: Counter[tuple[str, str, str]] = Counter()
+            for pod in self.all_pods():
+                labels = pod["metadata"].get("labels") or {}
+                if MD_LABEL not in labels or pod["metadata"].get("deletionTimestamp"):
+                    continue
+                if pod["spec"]["nodeName"] or unschedulable_condition(pod) is not None:
+                    settled[(pod["metadata"]["namespace"], labels[MD_LABEL], labels.get(REGION_LABEL, ""))] += 1
+            by_model = promised(self.commitments.values(), settled)
+            total: Counter[str] = Counter()
+            for regions in by_model.values():
+                total.update(regions)
+            self._promised = (self.placement_version, by_model, total)
+        _, by_model, total = self._promised
+        return others(total, by_model.get((namespace, label)))
+
+    def _deployment_changed(self, key: Key, old: Any, new: Any) -> None:
+        obj = new.obj if new is not None else None
+        labels = (obj or {}).get("metadata", {}).get("labels") or {}
+        if obj is not None and REGION_LABEL in labels and MD_LABEL in labels:
+            template = (obj.get("spec") or {}).get("template") or {}
+            replicas = int((obj.get("spec") or {}).get("replicas", 1) or 0)
+            gpus = gpu_requests(template)
+            self.commitments[key] = Commitment(key[0], labels[MD_LABEL], labels[REGION_LABEL], replicas, gpus)
+        else:
+            self.commitments.pop(key, None)
+        self.placement_version += 1
+        if self.listeners.child is not None:
+            self.listeners.child(key, old, new)
+
     def _pod_changed(self, key: Key, old: Any, new: Any) -> None:
+        self.placement_version += 1
         before, after = projections.gpus_held(old), projections.gpus_held(new)
         if before != after:
             for node, delta in ((before[0], -before[1]), (after[0], after[1])):

@@ -57,8 +57,8 @@ def gather(
 ) -> World:
     """The World from the watch caches, and the Regions with their capacity as observed now: no
     request to the API server."""
-    ns = md.metadata.namespace
-    pods = caches.pods_of(ns, label_value(md.metadata.name))
+    ns, label = md.metadata.namespace, label_value(md.metadata.name)
+    pods = caches.pods_of(ns, label)
     return World(
         model=md,
         regions=regions,
@@ -71,6 +71,7 @@ def gather(
         settings=settings,
         unserved=caches.unserved(),
         unreachable=caches.unreachable(),
+        promised=caches.promised(ns, label),
     )
 
 

@@ -83,7 +83,7 @@ def sync(world: World) -> Decision:
     mismatch = namespace_mismatch(md, ns_tag)
     if mismatch:
         problems.append(Problem("NamespaceResidency", mismatch))
-    observed = obs.for_planner(world.now, world.held)
+    observed = obs.for_planner(world.now, world.held, {names.get(r, r): n for r, n in world.promised.items()})
     if md.spec.paused:
         p = Plan(md.spec.replicas)
     else:

@@ -38,7 +38,9 @@ class Observation:
     def rolled_out(self) -> bool:
         return all(r.rolled_out for r in self.regions.values())
 
-    def for_planner(self, now: float, held: Mapping[str, Hold] | None = None) -> Observed:
+    def for_planner(
+        self, now: float, held: Mapping[str, Hold] | None = None, promised: Mapping[str, int] | None = None
+    ) -> Observed:
         return Observed(
             replicas={n: r.spec_replicas for n, r in self.regions.items()},
             unschedulable={n: r.unschedulable for n, r in self.regions.items() if r.unschedulable},
@@ -48,6 +50,7 @@ class Observation:
             now=now,
             ready={n: r.ready for n, r in self.regions.items()},
             held=dict(held or {}),
+            promised=dict(promised or {}),
         )
 
 

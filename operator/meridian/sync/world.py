@@ -46,6 +46,7 @@ class World:
     `serving.meridian.dev/residency` label ("" when unlabelled). `unserved` are child kinds whose
     CRDs the cluster lacks (InferencePool, HTTPRoute), which a model asking for routing needs.
     `unreachable` are Regions reached as Karmada member clusters none of which answers now.
+    `promised` are GPUs per region label value of other models' replicas on their way to a node.
     """
 
     model: ModelDeployment
@@ -61,3 +62,4 @@ class World:
     apply_failure: ApplyFailure | None = None
     unserved: frozenset[str] = frozenset()
     unreachable: frozenset[str] = frozenset()
+    promised: Mapping[str, int] = field(default_factory=dict)
