@@ -251,5 +251,9 @@ def test_gpus_promised_follow_deployments_written_and_their_pods_placed() -> Non
     assert caches.promised("a", "m2") == {"gra": 2}
     deployments._set(("a", "m1-gra"), projections.packed(deployment("m1", 1)))  # scaled down
     assert caches.promised("a", "m2") == {}
+    caches.pods._set(("a", "p1"), None)  # gone: the replica it held is on its way again
+    assert caches.promised("a", "m2") == {}
+    deployments._set(("a", "m1-gra"), projections.packed(deployment("m1", 3)))  # p2 refused, two on their way
+    assert caches.promised("a", "m2") == {"gra": 4}
     deployments._set(("a", "m1-gra"), None)
-    assert caches.commitments == {}
+    assert caches.promised("a", "m2") == {} and caches.asked == {}

@@ -9,25 +9,21 @@ import pytest
 from tests.sync_worlds import model, world
 
 from meridian.api.region import Region
-from meridian.placement.promised import Commitment, others, promised
+from meridian.placement.promised import others, waiting_gpus
 from meridian.sync import sync
 
 pytestmark = pytest.mark.unit
 
 
 def test_replicas_on_a_node_or_refused_by_the_scheduler_are_no_longer_promised() -> None:
-    commitments = [
-        Commitment("a", "m1", "gra", replicas=3, gpus=2),
-        Commitment("a", "m2", "gra", replicas=1, gpus=1),
-        Commitment("a", "m2", "lim", replicas=2, gpus=1),
-        Commitment("a", "cpu", "gra", replicas=4, gpus=0),  # takes no GPU: promises none
-    ]
-    settled = {("a", "m1", "gra"): 1, ("a", "m2", "lim"): 2}
-    by_model = promised(commitments, settled)
-    assert by_model == {("a", "m1"): Counter({"gra": 4}), ("a", "m2"): Counter({"gra": 1})}
-    total = by_model[("a", "m1")] + by_model[("a", "m2")]
-    assert others(total, by_model[("a", "m1")]) == {"gra": 1}  # a model's own replicas are its to keep
-    assert others(total, None) == {"gra": 5}
+    assert waiting_gpus([(3, 2)], settled=1) == 4
+    assert waiting_gpus([(3, 2), (1, 2)], settled=1) == 6  # a renamed Deployment beside the old one
+    assert waiting_gpus([(1, 2)], settled=2) == 0  # a surge pod beyond the replicas asked for
+    assert waiting_gpus([(4, 0)], settled=0) == 0  # a replica of no GPU promises none
+    assert waiting_gpus([], settled=0) == 0
+    total = Counter({"gra": 5, "lim": 1})
+    assert others(total, Counter({"gra": 4})) == {"gra": 1, "lim": 1}  # a model's own replicas are its to keep
+    assert others(total, None) == {"gra": 5, "lim": 1}
 
 
 def region(name: str, free: int) -> Region:

@@ -165,3 +165,17 @@ def test_a_model_moved_off_members_that_do_not_answer_is_ready_on_what_serves_it
     down = sync(world(md, [gra, lim], {}, kept, unreachable=frozenset({"gra"})))
     assert condition(down, "Ready") == ("True", "AllReplicasReady")
     assert down.status is not None and (down.status["replicas"], down.status["readyReplicas"]) == (2, 2)
+
+
+def test_a_child_already_being_deleted_is_not_deleted_again() -> None:
+    """Karmada holds a deleted PropagationPolicy with its finalizer until its bindings are gone:
+    deleting it again on every pass meanwhile was a request each time for nothing."""
+    md = model(
+        "llm", replicas=1, placement={"residency": ["EU"], "regions": [{"name": "gra", "weight": 0}, {"name": "lim"}]}
+    )
+    regions = [region("gra", ["EU"], ["gra-1"]), region("lim", ["EU"], ["lim-1"])]
+    stale = deployment(md, "gra", 1)
+    live = deployment(md, "lim", 1)
+    assert [x.name for x in sync(world(md, regions, {}, [stale, live])).prunes] == [regional_name("llm", "gra")]
+    stale["metadata"]["deletionTimestamp"] = "2026-12-05T23:00:00Z"
+    assert sync(world(md, regions, {}, [stale, live])).prunes == ()

@@ -27,7 +27,7 @@ from meridian.api.region import Region
 from meridian.log import get as get_logger
 from meridian.placement.claims import NodeClaims, member_node, node_claims
 from meridian.placement.inventory import gpu_requests
-from meridian.placement.promised import Commitment, ModelKey, others, promised
+from meridian.placement.promised import ModelKey, Triple, others, waiting_gpus
 from meridian.reconcile import projections
 from meridian.reconcile.informer import CacheUnavailable, Change, Informer, Key
 from meridian.reconcile.kube import PLURALS, Kube
@@ -255,9 +255,12 @@ class Caches:
         self.labels: dict[str, Mapping[str, str]] = {}  # node → its labels
         self.labels_version = 0  # bumped whenever a node's labels change, or a node comes or goes
         self._claims: tuple[tuple[Any, ...], NodeClaims] | None = None
-        self.commitments: dict[Key, Commitment] = {}  # regional Deployment → replicas it asks for
-        self.placement_version = 0  # bumped whenever a Meridian pod or regional Deployment changes
-        self._promised: tuple[int, dict[ModelKey, Counter[str]], Counter[str]] | None = None
+        # GPUs promised to replicas on their way to a node (placement/promised), kept per event
+        self.asked: dict[Triple, dict[Key, tuple[int, int]]] = {}  # regional Deployments' (replicas, GPUs)
+        self.settled: Counter[Triple] = Counter()  # Meridian pods on a node, or refused one
+        self._promised: dict[Triple, int] = {}
+        self._promised_by_model: dict[ModelKey, Counter[str]] = {}
+        self._promised_total: Counter[str] = Counter()
         self.regions: Informer[Region] = Informer(
             kube, API_VERSION, "Region", project=_region, on_change=self._region_changed
         )
@@ -423,38 +426,56 @@ class Caches:
 
     def promised(self, namespace: str, label: str) -> dict[str, int]:
         """GPUs per region label value of every other model's replicas on their way to a node."""
-        if self._promised is None or self._promised[0] != self.placement_version:
-            settled: Counter[tuple[str, str, str]] = Counter()
-            for pod in self.all_pods():
-                labels = pod["metadata"].get("labels") or {}
-                if MD_LABEL not in labels or pod["metadata"].get("deletionTimestamp"):
-                    continue
-                if pod["spec"]["nodeName"] or unschedulable_condition(pod) is not None:
-                    settled[(pod["metadata"]["namespace"], labels[MD_LABEL], labels.get(REGION_LABEL, ""))] += 1
-            by_model = promised(self.commitments.values(), settled)
-            total: Counter[str] = Counter()
-            for regions in by_model.values():
-                total.update(regions)
-            self._promised = (self.placement_version, by_model, total)
-        _, by_model, total = self._promised
-        return others(total, by_model.get((namespace, label)))
+        return others(self._promised_total, self._promised_by_model.get((namespace, label)))
+
+    def _repromise(self, triple: Triple) -> None:
+        now = waiting_gpus(self.asked.get(triple, {}).values(), self.settled[triple])
+        delta = now - self._promised.get(triple, 0)
+        if not delta:
+            return
+        if now:
+            self._promised[triple] = now
+        else:
+            self._promised.pop(triple, None)
+        ns, model, region = triple
+        self._promised_total[region] += delta
+        self._promised_by_model.setdefault((ns, model), Counter())[region] += delta
 
     def _deployment_changed(self, key: Key, old: Any, new: Any) -> None:
-        obj = new.obj if new is not None else None
-        labels = (obj or {}).get("metadata", {}).get("labels") or {}
-        if obj is not None and REGION_LABEL in labels and MD_LABEL in labels:
-            template = (obj.get("spec") or {}).get("template") or {}
-            replicas = int((obj.get("spec") or {}).get("replicas", 1) or 0)
-            gpus = gpu_requests(template)
-            self.commitments[key] = Commitment(key[0], labels[MD_LABEL], labels[REGION_LABEL], replicas, gpus)
-        else:
-            self.commitments.pop(key, None)
-        self.placement_version += 1
+        for packed, asks in ((old, False), (new, True)):
+            obj = packed.obj if packed is not None else {}
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            if REGION_LABEL not in labels or MD_LABEL not in labels:
+                continue
+            triple = (key[0], labels[MD_LABEL], labels[REGION_LABEL])
+            asked = self.asked.setdefault(triple, {})
+            if asks:
+                spec = obj.get("spec") or {}
+                asked[key] = (int(spec.get("replicas", 1) or 0), gpu_requests(spec.get("template") or {}))
+            else:
+                asked.pop(key, None)
+            if not asked:
+                del self.asked[triple]
+            self._repromise(triple)
         if self.listeners.child is not None:
             self.listeners.child(key, old, new)
 
+    def _settle(self, pod: Mapping[str, Any] | None, delta: int) -> None:
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return
+        if pod["status"].get("phase") in projections.TERMINAL:
+            return
+        labels = pod["metadata"].get("labels") or {}
+        if MD_LABEL in labels and (pod["spec"]["nodeName"] or unschedulable_condition(pod) is not None):
+            triple = (pod["metadata"]["namespace"], labels[MD_LABEL], labels.get(REGION_LABEL, ""))
+            self.settled[triple] += delta
+            if not self.settled[triple]:
+                del self.settled[triple]
+            self._repromise(triple)
+
     def _pod_changed(self, key: Key, old: Any, new: Any) -> None:
-        self.placement_version += 1
+        self._settle(old, -1)
+        self._settle(new, 1)
         before, after = projections.gpus_held(old), projections.gpus_held(new)
         if before != after:
             for node, delta in ((before[0], -before[1]), (after[0], after[1])):

@@ -201,6 +201,8 @@ def _prunes(
     for (kind, name), obj in sorted(world.owned.items()):
         if (kind, name) in wanted or (kind == "Deployment" and name in gone):
             continue
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            continue  # deleted already, held by a finalizer (Karmada's, on a PropagationPolicy)
         if region_of_child(obj, names) in world.unreachable:
             continue  # Karmada cannot delete anything there now; deleted and made again on return would race
         if kind == "Deployment" and _regional(obj):
