@@ -257,3 +257,9 @@ def test_gpus_promised_follow_deployments_written_and_their_pods_placed() -> Non
     assert caches.promised("a", "m2") == {"gra": 4}
     deployments._set(("a", "m1-gra"), None)
     assert caches.promised("a", "m2") == {} and caches.asked == {}
+
+    # a Deployment about to be applied is promised before its watch event, and not after a failed apply
+    caches.expect([deployment("m3", 2)])
+    assert caches.promised("a", "m2") == {"gra": 4}
+    caches.unexpect([deployment("m3", 2)])
+    assert caches.promised("a", "m2") == {}

@@ -117,7 +117,7 @@ def test_a_pass_reaching_member_clusters_applies_their_policies_with_the_childre
     d = sync(world(md, [gra], {}, unserved=frozenset()))
     kinds = [o["kind"] for o in d.applies]
     assert kinds.count("PropagationPolicy") == 2  # the shared objects' and the Gravelines Deployment's
-    assert kinds.index("PropagationPolicy") > kinds.index("Deployment")
+    assert kinds.index("PropagationPolicy") < kinds.index("Deployment")  # Karmada sees the policy first
 
 
 def test_member_clusters_without_karmada_stall_the_model_naming_the_region() -> None:

@@ -257,6 +257,7 @@ class Caches:
         self._claims: tuple[tuple[Any, ...], NodeClaims] | None = None
         # GPUs promised to replicas on their way to a node (placement/promised), kept per event
         self.asked: dict[Triple, dict[Key, tuple[int, int]]] = {}  # regional Deployments' (replicas, GPUs)
+        self._asked_by: dict[Key, Triple] = {}
         self.settled: Counter[Triple] = Counter()  # Meridian pods on a node, or refused one
         self._promised: dict[Triple, int] = {}
         self._promised_by_model: dict[ModelKey, Counter[str]] = {}
@@ -441,22 +442,48 @@ class Caches:
         self._promised_total[region] += delta
         self._promised_by_model.setdefault((ns, model), Counter())[region] += delta
 
+    def expect(self, deployments: Sequence[Mapping[str, Any]]) -> None:
+        """Deployments about to be applied count as promised now, not at their watch events:
+        reconciles run side by side, and each must plan against the others' last decisions."""
+        for obj in deployments:
+            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+            self._unask(key)
+            self._ask(key, obj)
+
+    def unexpect(self, deployments: Sequence[Mapping[str, Any]]) -> None:
+        """Back to what the cache holds, for Deployments whose apply did not happen."""
+        for obj in deployments:
+            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+            cached = self.children["Deployment"].get(*key)
+            self._unask(key)
+            if cached is not None:
+                self._ask(key, cached.obj)
+
+    def _ask(self, key: Key, obj: Mapping[str, Any]) -> None:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if REGION_LABEL not in labels or MD_LABEL not in labels:
+            return
+        triple = (key[0], labels[MD_LABEL], labels[REGION_LABEL])
+        spec = obj.get("spec") or {}
+        replicas, gpus = int(spec.get("replicas", 1) or 0), gpu_requests(spec.get("template") or {})
+        self.asked.setdefault(triple, {})[key] = (replicas, gpus)
+        self._asked_by[key] = triple
+        self._repromise(triple)
+
+    def _unask(self, key: Key) -> None:
+        triple = self._asked_by.pop(key, None)
+        if triple is None:
+            return
+        asked = self.asked[triple]
+        asked.pop(key, None)
+        if not asked:
+            del self.asked[triple]
+        self._repromise(triple)
+
     def _deployment_changed(self, key: Key, old: Any, new: Any) -> None:
-        for packed, asks in ((old, False), (new, True)):
-            obj = packed.obj if packed is not None else {}
-            labels = (obj.get("metadata") or {}).get("labels") or {}
-            if REGION_LABEL not in labels or MD_LABEL not in labels:
-                continue
-            triple = (key[0], labels[MD_LABEL], labels[REGION_LABEL])
-            asked = self.asked.setdefault(triple, {})
-            if asks:
-                spec = obj.get("spec") or {}
-                asked[key] = (int(spec.get("replicas", 1) or 0), gpu_requests(spec.get("template") or {}))
-            else:
-                asked.pop(key, None)
-            if not asked:
-                del self.asked[triple]
-            self._repromise(triple)
+        self._unask(key)
+        if new is not None:
+            self._ask(key, new.obj)
         if self.listeners.child is not None:
             self.listeners.child(key, old, new)
 

@@ -96,18 +96,22 @@ async def reconcile(
     world = gather(caches, regions, md, settings, held)
     decision = sync(world)
     out = Outcome(decision=decision, held=decision.held)
+    expected = [] if evict_only else _deployments(decision)
+    caches.expect(expected)  # before the first await: the next model's plan counts these GPUs
     await evict(kube, md, decision, log)
     if evict_only:
         return out
     try:
         taken = await apply_all(kube, world, decision, out)
         if taken:  # a name we would create is someone else's: decide again, knowing it
+            caches.unexpect(expected)
             world = replace(world, foreign=taken)
             decision = sync(world)
             out.decision, out.held = decision, decision.held
         for prune in decision.prunes:
             await kube.delete(prune.api_version, prune.kind, md.metadata.namespace, prune.name)
     except (ApiException, TimeoutError, OSError) as e:
+        caches.unexpect(expected)
         failure = _failure(e, out, decision)
         if namespace_going(failure, md.metadata.namespace):
             # the namespace is being deleted, the model with it: nothing to create, nothing to report
@@ -127,6 +131,10 @@ async def reconcile(
     await _write_status(kube, md, decision)
     await _report(kube, md, decision, log)
     return out
+
+
+def _deployments(decision: Decision) -> list[dict[str, Any]]:
+    return [o for o in decision.applies if o["kind"] == "Deployment"]
 
 
 def namespace_going(failure: ApplyFailure, namespace: str) -> bool:

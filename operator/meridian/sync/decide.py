@@ -96,8 +96,10 @@ def sync(world: World) -> Decision:
     # only reports it): nothing to apply
     writing = not md.metadata.deletion_timestamp and world.apply_failure is None
     if not problems and not md.spec.paused and writing:
-        desired = children(md, p, world.settings)
-        desired += propagation_policies(md, p, by_name, desired, required)
+        kids = children(md, p, world.settings)
+        # policies first: Karmada matches a new object to a policy once, and an object it saw before
+        # its policy can be left waiting for good (its detector's waiting list is not re-read)
+        desired = [*propagation_policies(md, p, by_name, kids, required), *kids]
         taken = [f"{k} {n} ({world.foreign[(k, n)]})" for k, n in map(_key, desired) if (k, n) in world.foreign]
         if taken:
             problems.append(
