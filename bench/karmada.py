@@ -15,7 +15,7 @@ failover: a 2-replica EU model on gra (weights gra 1, lim 0, failover hold 10 s)
   gra, re-pinned to lim (its PropagationPolicy patched) the instant gra's API server is killed.
   Floor and Meridian alternate round by round; Meridian's time is also given net of the hold.
 memory: resident memory of every process of the Karmada fleet and of its operator, after the run.
-Prints one JSON line per measurement.
+Prints one JSON line per measurement on stdout; what the fleet logs goes to stderr.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from tests.fixtures_operator import OperatorProcess, start_operator, stop_operator  # noqa: E402
 
 from meridian import GROUP, VERSION  # noqa: E402
+from meridian import log as logging_setup  # noqa: E402
 from meridian.render.labels import MD_LABEL  # noqa: E402
 from meridian.sim import binaries, cluster, commands, controlplane, members, processes  # noqa: E402
 from meridian.sim import fleet as fleetmod  # noqa: E402
@@ -222,6 +223,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    logging_setup.configure("INFO", "console")  # the fleet's own lines to stderr: stdout is the JSON lines
     bins = binaries.locate()
     spec = fleetmod.load_fleet(FLEET)
     work = Path(tempfile.mkdtemp(prefix="bench-karmada-"))

@@ -5,7 +5,7 @@
 # the cache path carries that version.
 #
 #   hack/build-tools.sh [component...]     components: etcd kube kwok helm kubeconform oras registry
-#                                          fetch-clients gateway-crds karmada (default: all)
+#                                          fetch-clients gateway-crds karmada epp (default: all)
 #   prints the bin directory on the last line of stdout
 set -euo pipefail
 
@@ -33,7 +33,7 @@ link() { # outdir names...  (stable names in $bin point at the versioned build)
   for n in "$@"; do ln -sfn "$out/$n" "$bin/$n"; done
 }
 
-want=("$@"); [ ${#want[@]} -eq 0 ] && want=(etcd kube kwok helm kubeconform oras registry fetch-clients gateway-crds karmada)
+want=("$@"); [ ${#want[@]} -eq 0 ] && want=(etcd kube kwok helm kubeconform oras registry fetch-clients gateway-crds karmada epp)
 for comp in "${want[@]}"; do
   case "$comp" in
     etcd)
@@ -123,6 +123,14 @@ for comp in "${want[@]}"; do
       fi
       link "$out" karmada-aggregated-apiserver karmada-controller-manager karmada-scheduler karmada-webhook
       ln -sfn "$out/crds" "$bin/karmada-crds"; ln -sfn "$out/deploy" "$bin/karmada-deploy" ;;
+    epp)  # the Inference Extension's endpoint picker, and the stand-in Gateway the routing test sends requests through
+      v="$(pinned epp sigs.k8s.io/gateway-api-inference-extension)"
+      h="$(sha256sum "$here/tools/epp/gateway/main.go" | cut -c1-12)"; out="$cache/epp-$v-$h"
+      if [ ! -x "$out/extproc-gateway" ]; then
+        build epp "$out" "-s -w" sigs.k8s.io/gateway-api-inference-extension/cmd/epp ./gateway
+        mv "$out/gateway" "$out/extproc-gateway"
+      fi
+      link "$out" epp extproc-gateway ;;
     *) echo "unknown component $comp" >&2; exit 2 ;;
   esac
 done

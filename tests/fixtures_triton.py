@@ -159,6 +159,7 @@ class PodBacker:
     production (http://<podIP>:8002/metrics, <podIP>:8000 for metadata). A pod that goes away
     (deleted, terminating, failed) has its server stopped. A server that fails to start (e.g. the
     address of a pod deleted a moment ago is still held by its stopping server) is retried.
+    `http_port` stands in for another front end's port (9000: the OpenAI frontend an InferencePool targets).
     """
 
     def __init__(
@@ -169,7 +170,9 @@ class PodBacker:
         repository: Path,
         make_server: Callable[[str], TritonServer],
         poll_seconds: float = 0.3,
+        http_port: int = 8000,
     ) -> None:
+        self.http_port = http_port
         self.namespace = namespace
         self.selector = selector
         self.repository = repository
@@ -204,7 +207,7 @@ class PodBacker:
     def addresses(self) -> list[str]:
         """host:port (HTTP) of every pod whose server is ready: where a Service would send requests."""
         with self._lock:
-            return sorted(f"{p.ip}:8000" for p in self._pods.values() if p.ready)
+            return sorted(f"{p.ip}:{self.http_port}" for p in self._pods.values() if p.ready)
 
     def backed(self) -> dict[str, str]:
         """pod name → IP of the pods with a ready server."""
@@ -255,7 +258,7 @@ class PodBacker:
                 return
         backed.retry_at = 0.0
         backed.starts += 1
-        server.start(self.repository, host=ip, http_port=8000, grpc_port=8001, metrics_port=8002, wait=False)
+        server.start(self.repository, host=ip, http_port=self.http_port, grpc_port=8001, metrics_port=8002, wait=False)
         self._note("started", backed)
 
     def _release(self, uid: str) -> None:
@@ -268,7 +271,7 @@ class PodBacker:
 
 
 class PodBackerFactory(Protocol):
-    def __call__(self, namespace: str, selector: str, repository: Path) -> PodBacker: ...
+    def __call__(self, namespace: str, selector: str, repository: Path, http_port: int = 8000) -> PodBacker: ...
 
 
 @pytest.fixture
@@ -282,8 +285,8 @@ def pod_backer(
     def make_server(pod: str) -> TritonServer:
         return TritonServer(tmp_path / f"pod-{pod}-{next(count)}", triton_install, triton_backends)
 
-    def make(namespace: str, selector: str, repository: Path) -> PodBacker:
-        backer = PodBacker(kubeconfig, namespace, selector, repository, make_server).start()
+    def make(namespace: str, selector: str, repository: Path, http_port: int = 8000) -> PodBacker:
+        backer = PodBacker(kubeconfig, namespace, selector, repository, make_server, http_port=http_port).start()
         backers.append(backer)
         return backer
 

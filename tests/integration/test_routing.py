@@ -4,22 +4,35 @@ selects exactly the model's pods, the endpoint picker runs where the model may, 
 reaches the model's status, and all of it goes when routing is removed or the model is deleted.
 
 No Gateway controller runs here (there is no Envoy on this machine): the test writes the Gateway's
-verdict into the route's and the pool's status itself, as Istio or NGINX Gateway Fabric would.
+verdict into the route's and the pool's status itself, as Istio or NGINX Gateway Fabric would. The
+end-to-end test sends requests through the real endpoint picker (built from its module) with a
+stand-in Gateway that speaks ext_proc to it as Envoy does (hack/tools/epp/gateway), to replicas
+served by real Triton processes on the pods' addresses.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from tests.chart_helpers import tool
 from tests.fixtures_operator import Mdeps, OperatorProcess, wait_for
+from tests.fixtures_triton import PodBackerFactory, python_deployment, python_repository
 
 from meridian.render.labels import ENGINE_LABEL, MD_LABEL, TRITON_ENGINE
 from meridian.render.names import picker_name
-from meridian.sim import binaries, cluster
+from meridian.render.routing import CONFIG_FILE
+from meridian.runtime.launch import OPENAI_PORT
+from meridian.sim import binaries, cluster, processes
+from meridian.sim.network import free_ports
+from meridian.sim.triton import http_get, iter_metric
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +200,83 @@ def test_a_routed_model_gets_its_pool_picker_and_route_and_the_gateways_verdict(
         ]
 
     wait_for("every routing object collected", lambda: not leftovers())
+
+
+def infer(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+    """POST JSON; (status, body, the endpoint the stand-in Gateway says the picker chose)."""
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read()), resp.headers.get("X-Picked-Endpoint", "")
+    except urllib.error.HTTPError as e:
+        return e.code, {"error": e.read().decode(errors="replace")}, ""
+    except (urllib.error.URLError, OSError) as e:  # the stand-in Gateway is not listening yet
+        return 0, {"error": str(e)}, ""
+
+
+def served(ip: str) -> float:
+    """Successful inferences the Triton on this pod address has served, from its own /metrics."""
+    _, text = http_get(f"http://{ip}:8002/metrics")
+    return sum(v for labels, v in iter_metric(text, "nv_inference_request_success") if 'model="double"' in labels)
+
+
+@pytest.mark.e2e
+def test_a_request_through_the_endpoint_picker_is_served_by_a_replica_it_chose(
+    gateway_crds: None,
+    mdeps: Mdeps,
+    k8s: client.ApiClient,
+    kubeconfig: Path,
+    pod_backer: PodBackerFactory,
+    tmp_path: Path,
+) -> None:
+    """The picker runs as Meridian renders it (its arguments and configuration read back from the
+    cluster; only its ports, plaintext serving and the kubeconfig are the test's), finds the model's
+    replicas through the InferencePool, and sends each request to one of them."""
+    epp, gateway = tool("epp"), tool("extproc-gateway")
+    ns = mdeps.ns
+    mdeps.create("llama", spec())
+    repository = python_repository(tmp_path / "repository", python_deployment())
+    backer = pod_backer(ns, f"{MD_LABEL}=llama", repository, http_port=OPENAI_PORT)
+    backed = wait_for("both replicas served by Triton", lambda: backer.backed() if len(backer.backed()) == 2 else None)
+
+    container = client.AppsV1Api(k8s).read_namespaced_deployment(EPP, ns).spec.template.spec.containers[0]
+    args = list(container.args)
+    config = tmp_path / CONFIG_FILE
+    config.write_text(client.CoreV1Api(k8s).read_namespaced_config_map(EPP, ns).data[CONFIG_FILE])
+    args[args.index("--config-file") + 1] = str(config)
+    grpc, health, metrics, http = free_ports(4)
+    args += [f"--grpc-port={grpc}", f"--grpc-health-port={health}", f"--metrics-port={metrics}"]
+    args += ["--secure-serving=false", "--metrics-endpoint-auth=false", "--enable-pprof=false"]
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NAMESPACE": ns, "POD_NAME": EPP}
+    picker = processes.spawn("epp", [str(epp), *args], tmp_path, env, die_with_parent=True)
+    front = [str(gateway), f"--listen=127.0.0.1:{http}", f"--picker=127.0.0.1:{grpc}"]
+    stand_in = processes.spawn("gateway", front, tmp_path, die_with_parent=True)
+    try:
+        url = f"http://127.0.0.1:{http}/v2/models/double/infer"
+        body = {
+            "model": "llama",  # what the picker reads of an OpenAI-style body
+            "prompt": "Where may this model run?",
+            "inputs": [{"name": "INPUT0", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}],
+        }
+        endpoints = {f"{ip}:{OPENAI_PORT}" for ip in backed.values()}
+        before = {ip: served(ip) for ip in backed.values()}
+
+        def answered() -> tuple[int, dict[str, Any], str] | None:  # until the picker has found the pods
+            got = infer(url, body)
+            return got if got[0] == 200 else None
+
+        status, answer, picked = wait_for("a request answered through the picker", answered, timeout=60)
+        picks = [picked]
+        for _ in range(5):
+            status, answer, picked = infer(url, body)
+            assert status == 200, answer
+            picks.append(picked)
+        assert answer["outputs"][0]["data"] == [2.0, 4.0, 6.0]
+        assert set(picks) <= endpoints, f"the picker chose {set(picks) - endpoints}, not a replica of the model"
+        after = {ip: served(ip) for ip in backed.values()}
+        assert sum(after.values()) - sum(before.values()) == len(picks), "each request served once, by Triton"
+        for ip in backed.values():  # and by the replica the picker named
+            assert after[ip] - before[ip] == picks.count(f"{ip}:{OPENAI_PORT}")
+    finally:
+        processes.stop(stand_in)
+        processes.stop(picker)
