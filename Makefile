@@ -50,6 +50,7 @@ bench: tools
 	$(PY) bench/autoscale.py
 	$(PY) bench/reconcile_scale.py
 	$(PY) bench/residency.py
+	$(PY) bench/karmada.py
 
 bench-autoscale:
 	$(PY) bench/autoscale.py
