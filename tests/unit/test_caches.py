@@ -4,6 +4,7 @@ agree with counting them from scratch, whatever order pods come, change and go i
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, cast
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from kubernetes_asyncio import client as k8s
 
 from meridian.placement.inventory import requested_by_node
+from meridian.placement.promised import PROMISE_SECONDS
 from meridian.reconcile import projections
 from meridian.reconcile.caches import Caches, Listeners, matches, watch_plan
 from meridian.reconcile.informer import Informer
@@ -261,5 +263,6 @@ def test_gpus_promised_follow_deployments_written_and_their_pods_placed() -> Non
     # a Deployment about to be applied is promised before its watch event, and not after a failed apply
     caches.expect([deployment("m3", 2)])
     assert caches.promised("a", "m2") == {"gra": 4}
+    assert caches.promised("a", "m2", now=time.monotonic() + PROMISE_SECONDS) == {}  # not on its way after all
     caches.unexpect([deployment("m3", 2)])
     assert caches.promised("a", "m2") == {}

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import pytest
 from tests.sync_worlds import model, world
 
 from meridian.api.region import Region
-from meridian.placement.promised import others, waiting_gpus
+from meridian.placement.promised import PROMISE_SECONDS, promised_to_others, waiting_gpus
 from meridian.sync import sync
 
 pytestmark = pytest.mark.unit
@@ -21,9 +20,16 @@ def test_replicas_on_a_node_or_refused_by_the_scheduler_are_no_longer_promised()
     assert waiting_gpus([(1, 2)], settled=2) == 0  # a surge pod beyond the replicas asked for
     assert waiting_gpus([(4, 0)], settled=0) == 0  # a replica of no GPU promises none
     assert waiting_gpus([], settled=0) == 0
-    total = Counter({"gra": 5, "lim": 1})
-    assert others(total, Counter({"gra": 4})) == {"gra": 1, "lim": 1}  # a model's own replicas are its to keep
-    assert others(total, None) == {"gra": 5, "lim": 1}
+
+
+def test_a_promise_is_to_others_and_lasts_a_while_from_the_write_that_made_it() -> None:
+    waiting = {("a", "m1", "gra"): 4, ("a", "m2", "gra"): 1, ("a", "m2", "lim"): 1, ("b", "m1", "gra"): 2}
+    since = dict.fromkeys(waiting, 100.0)
+    assert promised_to_others(waiting, since, ("a", "m1"), 110.0) == {"gra": 3, "lim": 1}  # its own are its to keep
+    assert promised_to_others(waiting, since, ("a", "m3"), 110.0) == {"gra": 7, "lim": 1}
+    # replicas no pod stands for long after their write are not on their way (a namespace being deleted)
+    assert promised_to_others(waiting, since, ("a", "m3"), 100.0 + PROMISE_SECONDS) == {}
+    assert promised_to_others(waiting, {}, ("a", "m3"), 110.0) == {}
 
 
 def region(name: str, free: int) -> Region:

@@ -6,13 +6,18 @@ In one cluster that window is a fraction of a second; behind Karmada, where a De
 its member cluster and makes pods there seconds later, 75 models created at once all went to the
 first region, and two thirds of them waited out their failover hold before moving. So each model
 is planned against the other models' promised GPUs as well as the held ones.
+
+A promise lasts `PROMISE_SECONDS` from the write that made it: replicas that no pod stands for by
+then are not on their way (a namespace being deleted loses its pods first and its Deployments
+last; pods an admission policy refuses never come), and would hold GPUs from everyone for ever.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+PROMISE_SECONDS = 60.0  # longer than Karmada takes to bring a Deployment's pods to its member
 Triple = tuple[str, str, str]  # (namespace, model-deployment label value, region label value)
 ModelKey = tuple[str, str]  # (namespace, model-deployment label value)
 
@@ -28,8 +33,13 @@ def waiting_gpus(asked: Iterable[tuple[int, int]], settled: int) -> int:
     return max(0, replicas - settled) * gpus
 
 
-def others(total: Counter[str], own: Counter[str] | None) -> dict[str, int]:
-    """GPUs per region label promised to every model but one (`own` its share of `total`): a
-    model's own replicas are its to keep, as its scheduled ones are."""
-    left = total - own if own else total
-    return {r: n for r, n in left.items() if n > 0}
+def promised_to_others(
+    waiting: Mapping[Triple, int], since: Mapping[Triple, float], model: ModelKey, now: float
+) -> dict[str, int]:
+    """GPUs per region label promised to every model but `model` (its own replicas are its to keep,
+    as its scheduled ones are): `waiting` GPUs per (namespace, model, region), promised `since`."""
+    out: Counter[str] = Counter()
+    for triple, gpus in waiting.items():
+        if triple[:2] != model and now - since.get(triple, float("-inf")) < PROMISE_SECONDS:
+            out[triple[2]] += gpus
+    return {r: n for r, n in out.items() if n > 0}

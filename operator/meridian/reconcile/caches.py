@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from meridian.api.region import Region
 from meridian.log import get as get_logger
 from meridian.placement.claims import NodeClaims, member_node, node_claims
 from meridian.placement.inventory import gpu_requests
-from meridian.placement.promised import ModelKey, Triple, others, waiting_gpus
+from meridian.placement.promised import Triple, promised_to_others, waiting_gpus
 from meridian.reconcile import projections
 from meridian.reconcile.informer import CacheUnavailable, Change, Informer, Key
 from meridian.reconcile.kube import PLURALS, Kube
@@ -259,9 +260,8 @@ class Caches:
         self.asked: dict[Triple, dict[Key, tuple[int, int]]] = {}  # regional Deployments' (replicas, GPUs)
         self._asked_by: dict[Key, Triple] = {}
         self.settled: Counter[Triple] = Counter()  # Meridian pods on a node, or refused one
-        self._promised: dict[Triple, int] = {}
-        self._promised_by_model: dict[ModelKey, Counter[str]] = {}
-        self._promised_total: Counter[str] = Counter()
+        self._promised: dict[Triple, int] = {}  # GPUs still on their way, where not 0
+        self._asked_since: dict[Triple, float] = {}  # when each one's replicas were last written (monotonic)
         self.regions: Informer[Region] = Informer(
             kube, API_VERSION, "Region", project=_region, on_change=self._region_changed
         )
@@ -425,65 +425,72 @@ class Caches:
         if self.listeners.region is not None:
             self.listeners.region(key, old, new)
 
-    def promised(self, namespace: str, label: str) -> dict[str, int]:
+    def promised(self, namespace: str, label: str, now: float | None = None) -> dict[str, int]:
         """GPUs per region label value of every other model's replicas on their way to a node."""
-        return others(self._promised_total, self._promised_by_model.get((namespace, label)))
+        at = time.monotonic() if now is None else now
+        return promised_to_others(self._promised, self._asked_since, (namespace, label), at)
 
     def _repromise(self, triple: Triple) -> None:
-        now = waiting_gpus(self.asked.get(triple, {}).values(), self.settled[triple])
-        delta = now - self._promised.get(triple, 0)
-        if not delta:
-            return
-        if now:
-            self._promised[triple] = now
+        waiting = waiting_gpus(self.asked.get(triple, {}).values(), self.settled[triple])
+        if waiting:
+            self._promised[triple] = waiting
         else:
             self._promised.pop(triple, None)
-        ns, model, region = triple
-        self._promised_total[region] += delta
-        self._promised_by_model.setdefault((ns, model), Counter())[region] += delta
 
     def expect(self, deployments: Sequence[Mapping[str, Any]]) -> None:
         """Deployments about to be applied count as promised now, not at their watch events:
         reconciles run side by side, and each must plan against the others' last decisions."""
         for obj in deployments:
             key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-            self._unask(key)
-            self._ask(key, obj)
+            self._ask(key, obj, self._unask(key))
 
     def unexpect(self, deployments: Sequence[Mapping[str, Any]]) -> None:
         """Back to what the cache holds, for Deployments whose apply did not happen."""
         for obj in deployments:
             key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
             cached = self.children["Deployment"].get(*key)
-            self._unask(key)
+            was = self._unask(key, gone=cached is None)
             if cached is not None:
-                self._ask(key, cached.obj)
+                self._ask(key, cached.obj, was)
 
-    def _ask(self, key: Key, obj: Mapping[str, Any]) -> None:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
+    def _ask(self, key: Key, obj: Mapping[str, Any], before: tuple[int, int] | None = None) -> None:
+        """`before`: what the Deployment asked for until now; a change restarts its promise."""
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
         if REGION_LABEL not in labels or MD_LABEL not in labels:
             return
         triple = (key[0], labels[MD_LABEL], labels[REGION_LABEL])
+        if meta.get("deletionTimestamp"):  # being deleted: makes no more pods
+            if triple not in self.asked:
+                self._asked_since.pop(triple, None)
+            return
         spec = obj.get("spec") or {}
         replicas, gpus = int(spec.get("replicas", 1) or 0), gpu_requests(spec.get("template") or {})
+        if (replicas, gpus) != before:
+            self._asked_since[triple] = time.monotonic()
         self.asked.setdefault(triple, {})[key] = (replicas, gpus)
         self._asked_by[key] = triple
         self._repromise(triple)
 
-    def _unask(self, key: Key) -> None:
+    def _unask(self, key: Key, gone: bool = False) -> tuple[int, int] | None:
+        """Forget what the Deployment asked for, and return it; `gone`: for good, so its promise's
+        start time goes too once nothing else asks in its model's region."""
         triple = self._asked_by.pop(key, None)
         if triple is None:
-            return
+            return None
         asked = self.asked[triple]
-        asked.pop(key, None)
+        was = asked.pop(key, None)
         if not asked:
             del self.asked[triple]
+            if gone:
+                self._asked_since.pop(triple, None)
         self._repromise(triple)
+        return was
 
     def _deployment_changed(self, key: Key, old: Any, new: Any) -> None:
-        self._unask(key)
+        was = self._unask(key, gone=new is None)
         if new is not None:
-            self._ask(key, new.obj)
+            self._ask(key, new.obj, was)
         if self.listeners.child is not None:
             self.listeners.child(key, old, new)
 
