@@ -23,13 +23,12 @@ def test_replicas_on_a_node_or_refused_by_the_scheduler_are_no_longer_promised()
 
 
 def test_a_promise_is_to_others_and_lasts_a_while_from_the_write_that_made_it() -> None:
-    waiting = {("a", "m1", "gra"): 4, ("a", "m2", "gra"): 1, ("a", "m2", "lim"): 1, ("b", "m1", "gra"): 2}
-    since = dict.fromkeys(waiting, 100.0)
-    assert promised_to_others(waiting, since, ("a", "m1"), 110.0) == {"gra": 3, "lim": 1}  # its own are its to keep
-    assert promised_to_others(waiting, since, ("a", "m3"), 110.0) == {"gra": 7, "lim": 1}
+    gpus = {("a", "m1", "gra"): 4, ("a", "m2", "gra"): 1, ("a", "m2", "lim"): 1, ("b", "m1", "gra"): 2}
+    waiting = {triple: (n, 100.0) for triple, n in gpus.items()}
+    assert promised_to_others(waiting, ("a", "m1"), 110.0) == {"gra": 3, "lim": 1}  # its own are its to keep
+    assert promised_to_others(waiting, ("a", "m3"), 110.0) == {"gra": 7, "lim": 1}
     # replicas no pod stands for long after their write are not on their way (a namespace being deleted)
-    assert promised_to_others(waiting, since, ("a", "m3"), 100.0 + PROMISE_SECONDS) == {}
-    assert promised_to_others(waiting, {}, ("a", "m3"), 110.0) == {}
+    assert promised_to_others(waiting, ("a", "m3"), 100.0 + PROMISE_SECONDS) == {}
 
 
 def region(name: str, free: int) -> Region:

@@ -33,13 +33,11 @@ def waiting_gpus(asked: Iterable[tuple[int, int]], settled: int) -> int:
     return max(0, replicas - settled) * gpus
 
 
-def promised_to_others(
-    waiting: Mapping[Triple, int], since: Mapping[Triple, float], model: ModelKey, now: float
-) -> dict[str, int]:
+def promised_to_others(waiting: Mapping[Triple, tuple[int, float]], model: ModelKey, now: float) -> dict[str, int]:
     """GPUs per region label promised to every model but `model` (its own replicas are its to keep,
-    as its scheduled ones are): `waiting` GPUs per (namespace, model, region), promised `since`."""
+    as its scheduled ones are): `waiting` GPUs per (namespace, model, region), and since when."""
     out: Counter[str] = Counter()
-    for triple, gpus in waiting.items():
-        if triple[:2] != model and now - since.get(triple, float("-inf")) < PROMISE_SECONDS:
+    for triple, (gpus, since) in waiting.items():
+        if triple[:2] != model and now - since < PROMISE_SECONDS:
             out[triple[2]] += gpus
     return {r: n for r, n in out.items() if n > 0}

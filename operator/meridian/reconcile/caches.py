@@ -257,11 +257,11 @@ class Caches:
         self.labels_version = 0  # bumped whenever a node's labels change, or a node comes or goes
         self._claims: tuple[tuple[Any, ...], NodeClaims] | None = None
         # GPUs promised to replicas on their way to a node (placement/promised), kept per event
-        self.asked: dict[Triple, dict[Key, tuple[int, int]]] = {}  # regional Deployments' (replicas, GPUs)
+        # regional Deployments' (replicas, GPUs each, since when they ask for those: monotonic)
+        self.asked: dict[Triple, dict[Key, tuple[int, int, float]]] = {}
         self._asked_by: dict[Key, Triple] = {}
         self.settled: Counter[Triple] = Counter()  # Meridian pods on a node, or refused one
-        self._promised: dict[Triple, int] = {}  # GPUs still on their way, where not 0
-        self._asked_since: dict[Triple, float] = {}  # when each one's replicas were last written (monotonic)
+        self._promised: dict[Triple, tuple[int, float]] = {}  # GPUs still on their way, and since when
         self.regions: Informer[Region] = Informer(
             kube, API_VERSION, "Region", project=_region, on_change=self._region_changed
         )
@@ -428,12 +428,13 @@ class Caches:
     def promised(self, namespace: str, label: str, now: float | None = None) -> dict[str, int]:
         """GPUs per region label value of every other model's replicas on their way to a node."""
         at = time.monotonic() if now is None else now
-        return promised_to_others(self._promised, self._asked_since, (namespace, label), at)
+        return promised_to_others(self._promised, (namespace, label), at)
 
     def _repromise(self, triple: Triple) -> None:
-        waiting = waiting_gpus(self.asked.get(triple, {}).values(), self.settled[triple])
+        asked = self.asked.get(triple, {}).values()
+        waiting = waiting_gpus(((r, g) for r, g, _ in asked), self.settled[triple])
         if waiting:
-            self._promised[triple] = waiting
+            self._promised[triple] = (waiting, max(since for *_, since in asked))
         else:
             self._promised.pop(triple, None)
 
@@ -449,32 +450,26 @@ class Caches:
         for obj in deployments:
             key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
             cached = self.children["Deployment"].get(*key)
-            was = self._unask(key, gone=cached is None)
+            was = self._unask(key)
             if cached is not None:
                 self._ask(key, cached.obj, was)
 
-    def _ask(self, key: Key, obj: Mapping[str, Any], before: tuple[int, int] | None = None) -> None:
+    def _ask(self, key: Key, obj: Mapping[str, Any], before: tuple[int, int, float] | None = None) -> None:
         """`before`: what the Deployment asked for until now; a change restarts its promise."""
         meta = obj.get("metadata") or {}
         labels = meta.get("labels") or {}
-        if REGION_LABEL not in labels or MD_LABEL not in labels:
-            return
+        if REGION_LABEL not in labels or MD_LABEL not in labels or meta.get("deletionTimestamp"):
+            return  # a Deployment being deleted makes no more pods
         triple = (key[0], labels[MD_LABEL], labels[REGION_LABEL])
-        if meta.get("deletionTimestamp"):  # being deleted: makes no more pods
-            if triple not in self.asked:
-                self._asked_since.pop(triple, None)
-            return
         spec = obj.get("spec") or {}
         replicas, gpus = int(spec.get("replicas", 1) or 0), gpu_requests(spec.get("template") or {})
-        if (replicas, gpus) != before:
-            self._asked_since[triple] = time.monotonic()
-        self.asked.setdefault(triple, {})[key] = (replicas, gpus)
+        since = before[2] if before is not None and before[:2] == (replicas, gpus) else time.monotonic()
+        self.asked.setdefault(triple, {})[key] = (replicas, gpus, since)
         self._asked_by[key] = triple
         self._repromise(triple)
 
-    def _unask(self, key: Key, gone: bool = False) -> tuple[int, int] | None:
-        """Forget what the Deployment asked for, and return it; `gone`: for good, so its promise's
-        start time goes too once nothing else asks in its model's region."""
+    def _unask(self, key: Key) -> tuple[int, int, float] | None:
+        """Forget what the Deployment asked for, and return it."""
         triple = self._asked_by.pop(key, None)
         if triple is None:
             return None
@@ -482,13 +477,11 @@ class Caches:
         was = asked.pop(key, None)
         if not asked:
             del self.asked[triple]
-            if gone:
-                self._asked_since.pop(triple, None)
         self._repromise(triple)
         return was
 
     def _deployment_changed(self, key: Key, old: Any, new: Any) -> None:
-        was = self._unask(key, gone=new is None)
+        was = self._unask(key)
         if new is not None:
             self._ask(key, new.obj, was)
         if self.listeners.child is not None:
