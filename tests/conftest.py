@@ -1,4 +1,4 @@
-"""Shared pytest configuration: control-plane fixtures, the operator process, Triton servers."""
+"""Shared pytest configuration: control-plane fixtures, the operator process, Triton servers, Prometheus."""
 
 pytest_plugins = [
     "tests.fixtures_cluster",
@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures_triton",
     "tests.fixtures_eu",
     "tests.fixtures_karmada",
+    "tests.fixtures_prometheus",
 ]

@@ -8,17 +8,13 @@ labels Kubernetes service discovery would give; PrometheusSource asks it the Pro
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
-from tests.fixtures_triton import TritonFactory, in_ci, loopback_hosts, python_repository
+from tests.fixtures_prometheus import start_prometheus, stop_prometheus
+from tests.fixtures_triton import TritonFactory, loopback_hosts, python_repository
 from tests.load import Load
 
 from meridian.api.modeldeployment import ModelDeployment
@@ -44,63 +40,6 @@ def deployment(metric: str) -> ModelDeployment:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path) -> tuple[str, Path]:
-    """A Prometheus on a free port; the test writes its scrape config before it starts."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        message = "prometheus is not installed (Debian package `prometheus`; .ci/run installs it)"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return binary, tmp_path
-
-
-def start_prometheus(binary: str, workdir: Path, targets: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": "triton",
-                "static_configs": [
-                    {"targets": [address], "labels": {"namespace": "bank", "pod": pod}}
-                    for pod, address in targets.items()
-                ],
-            }
-        ],
-    }
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = (workdir / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/-/ready", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError((workdir / "prometheus.log").read_text()[-2000:])
-
-
 def test_prometheus_source_sees_real_triton_load_and_scales_up(
     prometheus: tuple[str, Path], triton_server: TritonFactory, tmp_path: Path
 ) -> None:
@@ -110,7 +49,10 @@ def test_prometheus_source_sees_real_triton_load_and_scales_up(
     servers = [
         triton_server().start(repo, host=host, http_port=8000, grpc_port=8001, metrics_port=8002) for host in hosts
     ]
-    proc, url = start_prometheus(binary, workdir, {pod: f"{h}:8002" for pod, h in zip(PODS, hosts, strict=True)})
+    targets = [
+        {"targets": [f"{h}:8002"], "labels": {"namespace": "bank", "pod": p}} for p, h in zip(PODS, hosts, strict=True)
+    ]
+    proc, url = start_prometheus(binary, workdir, targets)
     pods = [PodRef(name=p, ip=h, ready=True, uid=p) for p, h in zip(PODS, hosts, strict=True)]
     load = Load("double", [f"{h}:8000" for h in hosts], concurrency=24, think_seconds=0.1).start()
     try:
@@ -138,8 +80,7 @@ def test_prometheus_source_sees_real_triton_load_and_scales_up(
         seen = asyncio.run(ask())
     finally:
         load.stop()
-        proc.terminate()
-        proc.wait(10)
+        stop_prometheus(proc)
         for s in servers:
             s.stop()
 

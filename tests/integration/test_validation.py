@@ -36,6 +36,21 @@ CASES = {
         "spec.autoscaling.minReplicas",
         "minReplicas must not exceed maxReplicas",
     ),
+    "idleSeconds without minReplicas 0": (
+        {"autoscaling": {"enabled": True, "idleSeconds": 60}},
+        "spec.autoscaling.idleSeconds",
+        "idleSeconds needs minReplicas 0",
+    ),
+    "wakeOn without minReplicas 0": (
+        {"autoscaling": {"enabled": True, "minReplicas": 1, "wakeOn": {"query": "up"}}},
+        "spec.autoscaling.wakeOn",
+        "wakeOn needs minReplicas 0",
+    ),
+    "empty wake query": (
+        {"autoscaling": {"enabled": True, "minReplicas": 0, "wakeOn": {"query": ""}}},
+        "spec.autoscaling.wakeOn.query",
+        "at least 1 chars long",
+    ),
     "unknown format": ({"model": {"format": "gguf"}}, "spec.model.format", "Unsupported value"),
     "region allowed and excluded": (
         {"placement": {"regions": [{"name": "gra"}], "excludeRegions": ["gra"]}},

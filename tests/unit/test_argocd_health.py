@@ -78,6 +78,17 @@ def test_ready_is_healthy() -> None:
     assert health(mdep(conditions=READY)) == ("Healthy", "2/2 replicas ready")
 
 
+def test_scaled_to_zero_on_purpose_is_healthy() -> None:
+    """Idle (minReplicas 0) is what was asked for; as Knative's scaled-to-zero Service, it stays Ready."""
+    idle = [
+        cond("Ready", "True", "ScaledToZero", "idle since 2025-01-01T00:00:00Z: no replicas until woken by ..."),
+        cond("Reconciling", "False", "UpToDate"),
+        cond("Stalled", "False", "Reconciled"),
+    ]
+    status, message = health(mdep(conditions=idle))
+    assert status == "Healthy" and message.startswith("idle since")
+
+
 def test_stalled_is_degraded_with_the_operators_reason() -> None:
     assert health(mdep(conditions=STALLED)) == ("Degraded", "no region carries jurisdiction CH")
 

@@ -114,8 +114,6 @@ def test_outside_bounds_moves_to_the_bound_without_metrics(policy: Policy) -> No
     assert (rec.desired, rec.reason) == (5, "AboveMaxReplicas")
     rec, _ = evaluate(spec(minReplicas=2), 0, [], AutoscaleState(), 0.0, policy=policy)
     assert (rec.desired, rec.reason) == (2, "BelowMinReplicas")
-    rec, _ = evaluate(spec(minReplicas=0), 0, [], AutoscaleState(), 0.0, policy=policy)
-    assert (rec.desired, rec.reason) == (0, "ScaledToZero")
 
 
 @pytest.mark.parametrize("policy", BOTH)
@@ -200,10 +198,7 @@ def test_desired_is_always_within_bounds(
         for i, v in enumerate(readings)
     ] + [PodSample(pod=f"u{i}", ready=False) for i in range(unready)]
     rec, _ = evaluate(s, current, samples, AutoscaleState(), 100.0, policy=policy)
-    if current == 0 and lo == 0:
-        assert rec.desired == 0
-    else:
-        assert s.min_replicas <= rec.desired <= s.max_replicas
+    assert s.min_replicas <= rec.desired <= s.max_replicas
 
 
 @settings(max_examples=200, deadline=None)

@@ -170,8 +170,24 @@ class Resources(ApiModel):
     )
 
 
+class WakeOn(ApiModel):
+    """Demand for a model that may have no pods, e.g. its request rate at the Gateway."""
+
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description=(
+            'PromQL instant query, e.g. sum(rate(gateway_requests_total{model="llm"}[1m])). A vector is '
+            "summed; an empty result is 0 (no series yet: no requests)."
+        ),
+    )
+    threshold: float = Field(
+        default=0.0, ge=0, description="The model is active while the query's value is above this (default: > 0)."
+    )
+
+
 class Autoscaling(ApiModel):
-    """Scaling on Triton's own metrics. When enabled, spec.replicas is ignored."""
+    """Scaling on Triton's own metrics. When enabled, spec.replicas is ignored, but for waking an idle model."""
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
@@ -180,7 +196,17 @@ class Autoscaling(ApiModel):
                     "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
                     "minReplicas must not exceed maxReplicas",
                     ".minReplicas",
-                )
+                ),
+                cel(
+                    "!has(self.idleSeconds) || (has(self.minReplicas) && self.minReplicas == 0)",
+                    "idleSeconds needs minReplicas 0: only a model allowed no replicas can go idle",
+                    ".idleSeconds",
+                ),
+                cel(
+                    "!has(self.wakeOn) || (has(self.minReplicas) && self.minReplicas == 0)",
+                    "wakeOn needs minReplicas 0: only a model allowed no replicas sleeps and wakes",
+                    ".wakeOn",
+                ),
             ]
         }
     }
@@ -199,6 +225,23 @@ class Autoscaling(ApiModel):
     )
     scale_down_stabilization_seconds: int = Field(
         default=300, ge=0, le=3600, description="Scale down to the highest recommendation of this window."
+    )
+    idle_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=604800,
+        description=(
+            "With minReplicas 0: after this long without requests (none served by the pods, wakeOn's query "
+            "at or below its threshold) the model is scaled to no replicas. Defaults to 300 when minReplicas is 0."
+        ),
+    )
+    wake_on: WakeOn | None = Field(
+        default=None,
+        description=(
+            "With minReplicas 0: the demand signal that needs no pod, a PromQL query asked of the operator's "
+            "Prometheus (MERIDIAN_PROMETHEUS_URL). Above its threshold the model is active: an idle model wakes "
+            "to one replica. Without it, only `kubectl scale` (a new spec.replicas) wakes an idle model."
+        ),
     )
 
 
@@ -342,7 +385,15 @@ class ModelDeploymentSpec(ApiModel):
     model: ModelSource = Field(description="The model and where to fetch it.")
     runtime: Runtime = block(Runtime, "How Triton runs the model.")
     resources: Resources = block(Resources, "Compute per replica.")
-    replicas: int = Field(default=1, ge=0, le=1000, description="Total replicas when autoscaling is off.")
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description=(
+            "Total replicas when autoscaling is off (the scale subresource). With autoscaling on it is ignored, "
+            "except that changing it (kubectl scale) wakes a model idle at zero replicas."
+        ),
+    )
     autoscaling: Autoscaling = block(Autoscaling, "Autoscaling on Triton metrics.")
     placement: Placement = block(Placement, "Where replicas may run.")
     rollout: Rollout = block(Rollout, "Rolling update parameters.")
@@ -445,6 +496,32 @@ class AutoscalingStatus(ApiModel):
     metric_problems: list[str] = Field(
         default_factory=list,
         description="Pods whose metrics could not be read at the last evaluation, and why (too large, too slow).",
+    )
+    idle: bool | None = Field(
+        default=None,
+        description=(
+            "True while the model has no replicas on purpose: it served nothing for idleSeconds. Set with "
+            "minReplicas 0 only."
+        ),
+    )
+    idle_since: str | None = Field(
+        default=None,
+        description="When the model went idle (scaled to zero).",
+        json_schema_extra={"format": "date-time"},
+    )
+    last_active_time: str | None = Field(
+        default=None,
+        description="Last evaluation that saw requests or the wake query above its threshold (minReplicas 0).",
+        json_schema_extra={"format": "date-time"},
+    )
+    wake_value: float | None = Field(default=None, description="Value of spec.autoscaling.wakeOn.query last read.")
+    wake_on: list[str] | None = Field(
+        default=None,
+        description="What wakes the model while idle: the wake query and its threshold, kubectl scale (minReplicas 0).",
+    )
+    idle_spec_replicas: int | None = Field(
+        default=None,
+        description="spec.replicas when the model went idle: `kubectl scale` to another value (1 or more) wakes it.",
     )
 
 

@@ -2,7 +2,8 @@
 
 The operator's timer calls `evaluate` once per autoscaled ModelDeployment with samples from a
 source (`ScrapeSource`, or `PrometheusSource` when MERIDIAN_PROMETHEUS_URL is set) and keeps the
-returned `AutoscaleState` for the next call.
+returned `AutoscaleState` for the next call. A model with minReplicas 0 goes through
+`idle.evaluate_idle` instead, which scales it to zero when idle and back when its wake signal says so.
 """
 
 from meridian.autoscale.behavior import ScalingPolicy

@@ -134,9 +134,7 @@ def evaluate(
             state = state.with_(demand=load.history, pending=load.pending)
 
     raw = proposal.replicas
-    if current == 0 and lo == 0:
-        desired, reason = 0, "ScaledToZero"  # no pods, nothing to measure: scaling from zero needs an activator
-    elif current > hi:
+    if current > hi:
         desired, reason = hi, "AboveMaxReplicas"
     elif current < lo:
         desired, reason = lo, "BelowMinReplicas"

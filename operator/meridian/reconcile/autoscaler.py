@@ -3,6 +3,8 @@
 The decision lands in status.autoscaling.recommendedReplicas; reconcile reads it from there and hands
 the total to placement, so spec.replicas is never written and GitOps tools see no drift. Written with
 its own field manager so reconcile's status writes and this one never remove each other's fields.
+A model with minReplicas 0 also has its wake query asked of Prometheus, and goes to zero and back
+by autoscale/idle.py; status.autoscaling then says whether it is idle and what wakes it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 import aiohttp
 
 from meridian.api.modeldeployment import ModelDeployment
-from meridian.autoscale import AutoscaleState, step
+from meridian.autoscale import AutoscaleState, Recommendation, RecommenderConfig, step
+from meridian.autoscale.idle import IdleMemory, evaluate_idle, idle_event, idle_status, idle_window, wake_signals
 from meridian.autoscale.sources import MetricSource, PodRef, source_for
+from meridian.autoscale.sources.wake import wake_value
 from meridian.reconcile import events
 from meridian.reconcile.kube import Kube
 from meridian.reconcile.metrics import SCALE_EVENTS
@@ -45,6 +49,7 @@ class Autoscalers:
     session: aiohttp.ClientSession | None = None
     states: dict[tuple[str, str], AutoscaleState] = field(default_factory=dict)
     sources: dict[tuple[str, str], tuple[int, MetricSource]] = field(default_factory=dict)
+    idle: dict[tuple[str, str], IdleMemory] = field(default_factory=dict)  # scale to zero, minReplicas 0
 
     def source(self, key: tuple[str, str], port: int) -> MetricSource:
         """The model's source, scraping `port`; a new one when the port changed (OpenAI frontend toggled)."""
@@ -56,6 +61,7 @@ class Autoscalers:
 
     def forget(self, key: tuple[str, str]) -> None:
         self.states.pop(key, None)
+        self.idle.pop(key, None)
         self.sources.pop(key, None)
 
     async def close(self) -> None:
@@ -76,11 +82,15 @@ async def autoscale_tick(kube: Kube, body: Mapping[str, Any], scalers: Autoscale
     now = time.time()
     state = scalers.states.get(key, AutoscaleState())
     source = scalers.source(key, metrics_port(md))
-    rec, scalers.states[key] = await step(
-        md, pod_refs(pods), source, state, now, policy=md.spec.autoscaling.policy, model=md.model_name
-    )
     previous = md.status.autoscaling.last_scale_time if md.status.autoscaling else None
-    status = rec.status(now, previous).wire()
+    if idle_window(md.spec.autoscaling) is None:
+        scalers.idle.pop(key, None)
+        rec, scalers.states[key] = await step(
+            md, pod_refs(pods), source, state, now, policy=md.spec.autoscaling.policy, model=md.model_name
+        )
+        status = rec.status(now, previous).wire()
+    else:
+        rec, status = await _idle_tick(md, key, scalers, source, pod_refs(pods), state, now, previous)
     status["metricProblems"] = source.problems()
     current = md.status.autoscaling.wire() if md.status.autoscaling else None
     if status != current:
@@ -91,11 +101,49 @@ async def autoscale_tick(kube: Kube, body: Mapping[str, Any], scalers: Autoscale
         return False
     SCALE_EVENTS.labels(rec.direction).inc()
     value = "n/a" if rec.metric_value is None else f"{rec.metric_value:.3g}"
-    await events.post(
-        kube,
-        md,
+    reason, message = idle_event(rec, md.spec.autoscaling, status.get("wakeValue")) or (
         "ScaledUp" if rec.direction == "up" else "ScaledDown",
         f"{rec.current} → {rec.desired} replicas: {rec.metric} = {value} (target {md.spec.autoscaling.target}); "
         f"{rec.reason}",
     )
+    await events.post(kube, md, reason, message)
     return True
+
+
+async def _idle_tick(
+    md: ModelDeployment,
+    key: tuple[str, str],
+    scalers: Autoscalers,
+    source: MetricSource,
+    pods: list[PodRef],
+    state: AutoscaleState,
+    now: float,
+    previous: str | None,
+) -> tuple[Recommendation, dict[str, Any]]:
+    """A model with minReplicas 0: read its pods (if any) and the wake query, then let the idle rule
+    decide; its memory lives here and in status.autoscaling (read back after a restart)."""
+    spec = md.spec.autoscaling
+    current = md.status.desired_replicas
+    samples = await source.samples(pods, spec.metric, namespace=md.metadata.namespace, model=md.model_name)
+    wake = None
+    if spec.wake_on is not None and scalers.prometheus_url:
+        if scalers.session is None:
+            scalers.session = aiohttp.ClientSession()
+        wake = await wake_value(scalers.session, scalers.prometheus_url, spec.wake_on.query)
+    memory = scalers.idle.get(key) or IdleMemory.from_status(md.status.autoscaling)
+    config = RecommenderConfig(capacity=float(md.spec.runtime.max_batch_size) or None)
+    rec, scalers.states[key], scalers.idle[key] = evaluate_idle(
+        spec,
+        current,
+        samples,
+        state,
+        now,
+        memory,
+        wake_value=wake,
+        spec_replicas=md.spec.replicas,
+        policy=spec.policy,
+        config=config,
+    )
+    wake_on = wake_signals(spec, md.metadata.name, md.spec.replicas, bool(scalers.prometheus_url))
+    status = rec.status(now, previous).model_copy(update=idle_status(scalers.idle[key], wake, wake_on))
+    return rec, status.wire()

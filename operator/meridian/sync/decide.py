@@ -14,6 +14,7 @@ from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.api.region import Region
+from meridian.autoscale.idle import wake_problems
 from meridian.placement.capacity import grace_ends_in
 from meridian.placement.failover import next_change
 from meridian.placement.plan import Plan, plan
@@ -90,6 +91,10 @@ def sync(world: World) -> Decision:
         p = plan(md.spec, regions, observed, desired_total(md), untrusted)
         problems += [*p.problems, *runtime_spec_problems(md), *routing_problems(md, world.unserved)]
         problems += karmada_problems(p, by_name, world.unserved)
+        problems += [
+            Problem("WakeQueryUnavailable", m)
+            for m in wake_problems(md.spec.autoscaling, bool(world.settings.prometheus_url))
+        ]
     applies: list[dict[str, Any]] = []
     prunes: list[Prune] = []
     # being deleted (garbage collection takes the children), or a retry of a failed write (this pass

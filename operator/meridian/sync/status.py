@@ -58,6 +58,8 @@ def _conditions(
     all_ready = ready >= want and obs.replicas == want and obs.rolled_out and progress_problem is None
     if progress_problem is not None:  # a write failed for a reason that may pass: retried, not stalled
         ready_cond = Cond("Ready", False, progress_problem.reason, progress_problem.message)
+    elif all_ready and want == 0 and _idle(md):
+        ready_cond = Cond("Ready", True, "ScaledToZero", _idle_message(md))
     else:
         reason = "AllReplicasReady" if all_ready else "ReplicasNotReady"
         ready_cond = Cond("Ready", all_ready, reason, f"{ready}/{want} replicas ready")
@@ -89,6 +91,18 @@ def _conditions(
         conds.append(Cond("PlacementSatisfied", True, "Placed", f"{placed} replicas placed"))
     conds.append(_residency(residency_ok))
     return conds
+
+
+def _idle(md: ModelDeployment) -> bool:
+    """Scaled to zero on purpose by the autoscaler (minReplicas 0), which is what was asked for."""
+    return md.spec.autoscaling.enabled and md.status.autoscaling is not None and bool(md.status.autoscaling.idle)
+
+
+def _idle_message(md: ModelDeployment) -> str:
+    a = md.status.autoscaling
+    since = f" since {a.idle_since}" if a and a.idle_since else ""
+    wakes = "; ".join(a.wake_on) if a and a.wake_on else "kubectl scale"
+    return f"idle{since}: no replicas until woken by {wakes}"
 
 
 def _residency(residency_ok: tuple[bool, str]) -> Cond:
