@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from meridian.autoscale.meridian import MeridianParams, demand, meridian, trend_growth
+from meridian.autoscale.meridian import MeridianParams, demand, effective_slots, meridian, trend_growth
 from meridian.autoscale.proportional import proportional
-from meridian.autoscale.queueing import erlang_c, load_for, queue_length, wait_ratio
+from meridian.autoscale.queueing import erlang_c, queue_length, wait_ratio
 from meridian.autoscale.samples import PodLoad, PodSample
 from meridian.autoscale.state import AutoscaleState
 
@@ -38,15 +36,6 @@ def test_erlang_c_known_values() -> None:
     assert math.isinf(wait_ratio(4, 4.0))
 
 
-@given(slots=st.integers(1, 64), value=st.floats(0.001, 50.0))
-def test_load_for_inverts_the_model(slots: int, value: float) -> None:
-    a = load_for("queueComputeRatio", slots, value)
-    assert 0 <= a < slots
-    assert wait_ratio(slots, a) == pytest.approx(value, rel=1e-6, abs=1e-9)
-    b = load_for("pendingRequests", slots, value)
-    assert queue_length(slots, b) == pytest.approx(value, rel=1e-6, abs=1e-9)
-
-
 def test_queue_model_sizes_for_the_load_not_the_ratio() -> None:
     # 4 replicas each running 6 of 8 slots with no queue: the ratio reads 0
     samples = loaded(4, 0.0, 6.0)
@@ -64,12 +53,20 @@ def test_queue_model_scales_down_only_with_margin() -> None:
     assert p.reason == "QueueModelScaleDown"
 
 
-def test_observed_queueing_is_a_floor_under_the_model() -> None:
-    # busy looks light, but the pods report heavy queueing: trust Triton
-    light = meridian(loaded(4, 0.0, 2.0), "queueComputeRatio", 0.1, 4, 50, AutoscaleState(), 0.0, 0.1, None, P)[0]
-    heavy = meridian(loaded(4, 2.0, 2.0), "queueComputeRatio", 0.1, 4, 50, AutoscaleState(), 0.0, 0.1, None, P)[0]
-    assert light.replicas is not None and heavy.replicas is not None
-    assert heavy.replicas > 4 > light.replicas
+def test_a_full_kv_cache_bounds_a_replica_before_its_slots() -> None:
+    # 4 of 8 slots busy, and the KV cache full: long prompts make the cache, not the batch, the limit
+    def pods(kv_used: float | None) -> list[PodSample]:
+        load = PodLoad(throughput=1.0, busy=4.0, waiting=0.0, pending=0.0, capacity=8.0, kv_used=kv_used, kv_max=100.0)
+        return [PodSample(pod=f"p{i}", value=0.0, load=load) for i in range(4)]
+
+    assert effective_slots(pods(100.0), 8) == 4
+    assert effective_slots(pods(50.0), 8) == 8  # room for 8 of today's sequences: the slots bound
+    assert effective_slots(pods(None), 8) == 8  # no KV metrics (not TensorRT-LLM): the slots
+    full = meridian(pods(100.0), "queueComputeRatio", 0.1, 4, 50, AutoscaleState(), 0.0, 0.1, None, P)[0]
+    roomy = meridian(pods(50.0), "queueComputeRatio", 0.1, 4, 50, AutoscaleState(), 0.0, 0.1, None, P)[0]
+    assert full.replicas == fewest(16.0, 0.11, slots=4)
+    assert roomy.replicas == fewest(16.0, 0.11, slots=8)
+    assert full.replicas is not None and roomy.replicas is not None and full.replicas > roomy.replicas
 
 
 def test_pending_requests_uses_the_queue_length_model() -> None:

@@ -198,7 +198,7 @@ def test_promql_model_filter_labels_and_escaping() -> None:
         '{ns="we\\"ird",kubernetes_pod_name=~"a\\\\.b",model="llama"})'
     )
     assert "model=" not in promql("gpuUtilization", sel)  # GPU series carry no model label
-    assert set(load_queries(sel)) == {"throughput", "busy", "waiting", "pending", "capacity"}
+    assert set(load_queries(sel)) == {"throughput", "busy", "waiting", "pending", "capacity", "kv_used", "kv_max"}
     assert 'request_type="max"' in load_queries(sel)["capacity"]
 
 
@@ -338,6 +338,8 @@ async def test_prometheus_source_against_a_local_api_stand_in(session: aiohttp.C
         seen.append(q)
         if "request_type" in q:
             return web.json_response(vector({"a": "8"}))
+        if "kv_cache_block_type" in q:
+            return web.json_response(vector({"a": "300" if '"used"' in q else "1000"}))
         if q.startswith("sum by (pod) (rate(nv_inference_request_success"):
             return web.json_response(vector({"a": "2", "b": "1"}))
         if "queue_duration" in q and "clamp_min" in q:
@@ -354,8 +356,9 @@ async def test_prometheus_source_against_a_local_api_stand_in(session: aiohttp.C
         a, b, c = await src.samples(pods, "queueComputeRatio", namespace="bank-a")
         assert a.value == 0.5 and b.value is None and not c.ready
         assert a.load is not None and a.load.capacity == 8 and a.load.throughput == 2
-        assert b.load is not None and b.load.capacity is None
-        assert len(seen) == 6 and all('namespace="bank-a"' in q and 'pod=~"a|b"' in q for q in seen)
+        assert a.load.kv_used == 300 and a.load.kv_max == 1000  # KV blocks: sequences the cache holds
+        assert b.load is not None and b.load.capacity is None and b.load.kv_used is None
+        assert len(seen) == 8 and all('namespace="bank-a"' in q and 'pod=~"a|b"' in q for q in seen)
 
         down = PrometheusSource(session, "http://127.0.0.1:9/", timeout=0.5)
         [sample] = await down.samples([PodRef("a", ready=True)], "requestRate", namespace="x")

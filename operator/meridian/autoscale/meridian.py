@@ -13,9 +13,10 @@ over-reacts, and every scale-up waits out a cold start of minutes. This policy i
    load over the last trend_window_seconds: capacity is started before it is needed. Only rising
    trends are acted on early; falls wait for the scale-down stabilization window.
 3. For queueing metrics (queueComputeRatio, pendingRequests), with the slots per replica c known,
-   picks the fewest replicas whose predicted metric (Erlang C, queueing.py) meets the target; the
-   load that explains the observed metric is a floor, so a model that is too optimistic (service-time
-   spread, uneven routing) is corrected by what Triton reports. Other metrics, or c unknown: the
+   picks the fewest replicas whose predicted metric (Erlang C, queueing.py) meets the target. c is
+   the engine's batch slots, or fewer when the KV cache holds fewer sequences of today's lengths
+   (blocks in use per running sequence, from TensorRT-LLM's KV-cache block metrics): with long
+   prompts the cache, not the batch, bounds a replica. Other metrics, or c unknown: the
    proportional rule applied to the forecast load.
 4. The tolerance band is kept as hysteresis: scale up when the metric would exceed target × (1 + tol),
    and then to the fewest replicas below that; scale down only to a count that keeps it under
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 
 from meridian.api.modeldeployment import ScalingMetric
 from meridian.autoscale.proportional import Proposal, ceil
-from meridian.autoscale.queueing import load_for, queue_length, wait_ratio
+from meridian.autoscale.queueing import queue_length, wait_ratio
 from meridian.autoscale.samples import QUEUEING_METRICS, PodSample
 from meridian.autoscale.state import AutoscaleState, TimedFloat
 
@@ -118,6 +119,18 @@ def _fewest_replicas(metric: ScalingMetric, slots: int, load: float, target: flo
     return limit
 
 
+def effective_slots(samples: Sequence[PodSample], slots: int) -> int:
+    """Sequences of today's mix of lengths one replica runs at once: its slots, or fewer when its KV
+    cache fills first (blocks in use per running sequence, from the pods that report both)."""
+    loads = [s.load for s in samples if s.ready and s.load is not None and s.load.kv_used and s.load.kv_max]
+    busy = sum(load.busy for load in loads)
+    used = sum(load.kv_used or 0.0 for load in loads)
+    if not loads or busy <= 0 or used <= 0:
+        return slots
+    per_replica = sum(load.kv_max or 0.0 for load in loads) / len(loads)
+    return max(1, min(slots, math.floor(per_replica / (used / busy))))
+
+
 def meridian(
     samples: Sequence[PodSample],
     metric: ScalingMetric,
@@ -141,10 +154,9 @@ def meridian(
     search_limit = max(limit, current) + 1
 
     if metric in QUEUEING_METRICS and load is not None and slots >= 1:
-        explained = load_for(metric, slots, usage) * len(values) if usage > 0 else 0.0
-        wanted = max(load.forecast, explained)
-        up = _fewest_replicas(metric, slots, wanted, target * (1 + tolerance), search_limit)
-        down = _fewest_replicas(metric, slots, wanted, target * (1 - tolerance), search_limit)
+        slots = effective_slots(samples, slots)
+        up = _fewest_replicas(metric, slots, load.forecast, target * (1 + tolerance), search_limit)
+        down = _fewest_replicas(metric, slots, load.forecast, target * (1 - tolerance), search_limit)
         how = "QueueModel"
     else:
         # Metric ∝ served load: scale it by how much more is wanted (queue growth, backlog, trend).

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 
-from meridian.api.modeldeployment import ScalingMetric
-
 
 def erlang_c(servers: int, load: float) -> float:
     """Probability that an arrival waits, for `servers` slots and offered load `load` (Erlangs)."""
@@ -39,18 +37,3 @@ def queue_length(servers: int, load: float) -> float:
     if load >= servers:
         return math.inf
     return erlang_c(servers, load) * load / (servers - load)
-
-
-def load_for(metric: ScalingMetric, servers: int, value: float) -> float:
-    """Invert wait_ratio or queue_length: the per-replica load at which the metric equals `value`."""
-    fn = wait_ratio if metric == "queueComputeRatio" else queue_length
-    if value <= 0.0:
-        return 0.0
-    lo, hi = 0.0, float(servers)
-    for _ in range(60):  # bisection; both functions increase in load
-        mid = (lo + hi) / 2
-        if fn(servers, mid) < value:
-            lo = mid
-        else:
-            hi = mid
-    return lo

@@ -33,6 +33,8 @@ class PodLoad:
     waiting: mean requests queued over the window (Δnv_inference_queue_duration_us / Δt).
     pending: requests queued now (nv_inference_pending_request_count).
     capacity: sequences the pod runs at once (nv_trt_llm_request_metrics{request_type="max"}), if exposed.
+    kv_used, kv_max: KV-cache blocks in use now and in all (nv_trt_llm_kv_cache_block_metrics), if exposed:
+    with busy they tell how many sequences of the current mix of lengths the cache holds.
     """
 
     throughput: float
@@ -40,6 +42,8 @@ class PodLoad:
     waiting: float
     pending: float
     capacity: float | None = None
+    kv_used: float | None = None
+    kv_max: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,8 @@ def pod_load(scrape: TritonScrape, inc: Increase | None) -> PodLoad | None:
         waiting=inc.rate(QUEUE_US) / US,
         pending=scrape.pending,
         capacity=scrape.capacity,
+        kv_used=scrape.kv_used,
+        kv_max=scrape.kv_max,
     )
 
 

@@ -36,7 +36,7 @@ from meridian.autoscale.sources.triton import (
 )
 
 _RE2_SPECIAL: Final = frozenset("\\.+*?()|[]{}^$")
-LOAD_SIGNALS: Final = ("throughput", "busy", "waiting", "pending", "capacity")
+LOAD_SIGNALS: Final = ("throughput", "busy", "waiting", "pending", "capacity", "kv_used", "kv_max")
 
 
 def _string(value: str) -> str:
@@ -99,6 +99,8 @@ def load_queries(sel: Selector, window: str = "1m") -> dict[str, str]:
         "waiting": f"{_sum_rate(QUEUE_US, sel, window)} / 1e6",
         "pending": _sum(PENDING, sel),
         "capacity": _sum(TRTLLM_REQUESTS, sel, 'request_type="max"'),
+        "kv_used": _sum(KV_BLOCKS, sel, 'kv_cache_block_type="used"'),
+        "kv_max": _sum(KV_BLOCKS, sel, 'kv_cache_block_type="max"'),
     }
 
 
@@ -188,4 +190,4 @@ def _load(pod: str, signals: Mapping[str, dict[str, float] | None]) -> PodLoad |
     throughput, busy, waiting = get("throughput"), get("busy"), get("waiting")
     if throughput is None or busy is None or waiting is None:
         return None
-    return PodLoad(throughput, busy, waiting, get("pending") or 0.0, get("capacity"))
+    return PodLoad(throughput, busy, waiting, get("pending") or 0.0, get("capacity"), get("kv_used"), get("kv_max"))
