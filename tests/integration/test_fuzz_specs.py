@@ -16,7 +16,7 @@ or kwok have yet to create, place or start is counted apart as ClusterBehind: th
 done its part and says so (`cluster_behind`). How many needed the grace is printed too. The
 counts are printed as one JSON line.
 
-MERIDIAN_FUZZ_SPECS (default 1000, about 4 minutes here; the issue's 10,000 take about an hour, past
+MERIDIAN_FUZZ_SPECS (default 1000, about 4 minutes here; the issue's 10,000 take 20 to 40 minutes, past
 the suite's 600 s per test, so run them with `--timeout=0`, and with a `--basetemp` of their own: a
 second pytest session meanwhile rotates /tmp/pytest-of-*/ and deletes this run's control plane) and
 MERIDIAN_FUZZ_SEED (default 0) set how many and which. The draw is reproducible for a seed in a
