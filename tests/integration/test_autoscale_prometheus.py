@@ -62,7 +62,7 @@ def test_prometheus_source_sees_real_triton_load_and_scales_up(
             async with aiohttp.ClientSession() as session:
                 source = PrometheusSource(session, url)
                 out: dict[str, dict[str, float | None]] = {}
-                for metric in ("requestRate", "queueComputeRatio", "pendingRequests"):
+                for metric in ("requestRate", "queueComputeRatio", "pendingRequests", "inFlightRequests"):
                     samples = await source.samples(pods, metric, namespace="bank", model="double")  # type: ignore[arg-type]
                     out[metric] = {s.pod: s.value for s in samples}
                 rec, _ = await step(
@@ -90,4 +90,6 @@ def test_prometheus_source_sees_real_triton_load_and_scales_up(
         assert (seen["requestRate"][pod] or 0) > 0.5, seen
         assert (seen["queueComputeRatio"][pod] or 0) > 0.1, seen
         assert (seen["pendingRequests"][pod] or 0) >= 1, seen
+        # no TensorRT-LLM here: running is the mean executing, from the compute-time rate, plus the queue
+        assert (seen["inFlightRequests"][pod] or 0) >= 1.5, seen
     assert seen["recommended"]["replicas"] > 2, seen

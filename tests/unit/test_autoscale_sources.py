@@ -187,6 +187,23 @@ def test_promql_for_every_metric() -> None:
     )
     assert promql("gpuUtilization", SEL) == f"avg by (pod) (nv_gpu_utilization{m})"
     assert promql("requestRate", SEL, window="2m") == f"sum by (pod) (rate(nv_inference_request_success{m}[2m]))"
+    active = m[:-1] + ',request_type="active"}'
+    assert promql("inFlightRequests", SEL) == (
+        f"(sum by (pod) (nv_trt_llm_request_metrics{active}) or "
+        f"sum by (pod) (rate(nv_inference_compute_infer_duration_us{m}[1m])) / 1e6) + "
+        f"sum by (pod) (nv_inference_pending_request_count{m})"
+    )
+
+
+def test_in_flight_requests_are_running_plus_queued() -> None:
+    trtllm = parse(triton_text(pending=3))
+    assert trtllm.active == 5
+    assert metric_value("inFlightRequests", trtllm, None) == 8  # TensorRT-LLM's active + Triton's queue
+    plain = parse(triton_text(pending=2).replace('request_type="active"', 'request_type="other"'))
+    assert plain.active is None
+    assert metric_value("inFlightRequests", plain, None) is None  # no window yet for the executing mean
+    # 30 s of compute in 15 s: two requests executing on average, two queued
+    assert metric_value("inFlightRequests", plain, inc(15.0, 0, 30_000_000, 10)) == pytest.approx(4.0)
 
 
 def test_promql_model_filter_labels_and_escaping() -> None:

@@ -14,7 +14,9 @@ from meridian.api.base import ApiModel, Condition, LocalObjectReference, ObjectM
 
 ModelFormat = Literal["tensorrt-llm", "onnx", "pytorch", "tensorrt", "python"]
 Batching = Literal["inflight", "static"]
-ScalingMetric = Literal["queueComputeRatio", "pendingRequests", "kvCacheUtilization", "gpuUtilization", "requestRate"]
+ScalingMetric = Literal[
+    "queueComputeRatio", "pendingRequests", "inFlightRequests", "kvCacheUtilization", "gpuUtilization", "requestRate"
+]
 STORAGE_SCHEMES = ("s3", "pvc", "hf", "oci")
 Quantity = int | str
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=32)]
@@ -214,7 +216,14 @@ class Autoscaling(ApiModel):
     enabled: bool = Field(default=False, description="Scale on the metric below instead of spec.replicas.")
     min_replicas: int = Field(default=1, ge=0, le=1000, description="Fewest replicas.")
     max_replicas: int = Field(default=8, ge=1, le=1000, description="Most replicas.")
-    metric: ScalingMetric = Field(default="queueComputeRatio", description="Triton signal to scale on.")
+    metric: ScalingMetric = Field(
+        default="queueComputeRatio",
+        description=(
+            "Triton signal to scale on, per replica: queueComputeRatio (queue time ÷ compute time), "
+            "pendingRequests (queued), inFlightRequests (running + queued, as KServe's concurrency target), "
+            "kvCacheUtilization (0..1), gpuUtilization (0..1) or requestRate (per second)."
+        ),
+    )
     policy: Literal["meridian", "hpa"] = Field(
         default="meridian",
         description="Scaling rule: meridian (queueing model with trend forecast) or hpa (the Kubernetes HPA rule).",

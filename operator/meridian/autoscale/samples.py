@@ -15,6 +15,7 @@ from meridian.api.modeldeployment import ScalingMetric
 METRICS: Final[tuple[ScalingMetric, ...]] = (
     "queueComputeRatio",
     "pendingRequests",
+    "inFlightRequests",
     "kvCacheUtilization",
     "gpuUtilization",
     "requestRate",

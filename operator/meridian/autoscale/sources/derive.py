@@ -3,6 +3,9 @@
 queueComputeRatio = Δqueue_us ÷ max(Δcompute_us, Δt·1 µs/s), NVIDIA's triton:queue_compute:ratio
   rule (rate(queue)/clamp_min(rate(compute), 1)): 0 when idle, large when queued work is not served.
 pendingRequests = nv_inference_pending_request_count (gauge, summed over the pod's models).
+inFlightRequests = pending + running: TensorRT-LLM's active requests (nv_trt_llm_request_metrics
+  {request_type="active"}), else the mean executing over the window (Δcompute_us ÷ Δt), KServe's
+  "concurrency".
 kvCacheUtilization = Σ kv blocks "used" ÷ Σ kv blocks "max" (TensorRT-LLM only; else missing).
 gpuUtilization = mean nv_gpu_utilization over the pod's GPUs (0..1).
 requestRate = Δnv_inference_request_success ÷ Δt, per second.
@@ -29,8 +32,12 @@ def metric_value(metric: ScalingMetric, scrape: TritonScrape, inc: Increase | No
         return scrape.kv_used / scrape.kv_max
     if metric == "gpuUtilization":
         return scrape.gpu_utilization
+    if metric == "inFlightRequests" and scrape.active is not None:
+        return scrape.active + scrape.pending
     if inc is None:
         return None
+    if metric == "inFlightRequests":
+        return inc.rate(COMPUTE_US) / US + scrape.pending
     if metric == "requestRate":
         return inc.rate(SUCCESS)
     return inc.rate(QUEUE_US) / max(inc.rate(COMPUTE_US), 1.0)

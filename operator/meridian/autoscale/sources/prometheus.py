@@ -7,6 +7,8 @@ returns one value per pod (`by (pod)`); a pod absent from the result, or NaN, is
 
 queueComputeRatio: sum by (pod) (rate(queue_us[w])) / clamp_min(sum by (pod) (rate(compute_infer_us[w])), 1)
 pendingRequests:   sum by (pod) (nv_inference_pending_request_count)
+inFlightRequests:  (sum by (pod) (trtllm{request_type="active"}) or sum by (pod) (rate(compute_infer_us[w])) / 1e6)
+                   + sum by (pod) (nv_inference_pending_request_count)
 kvCacheUtilization: sum by (pod) (kv{type="used"}) / clamp_min(sum by (pod) (kv{type="max"}), 1)
 gpuUtilization:    avg by (pod) (nv_gpu_utilization)
 requestRate:       sum by (pod) (rate(nv_inference_request_success[w]))
@@ -82,6 +84,10 @@ def promql(metric: ScalingMetric, sel: Selector, window: str = "1m") -> str:
         return f"{_sum_rate(QUEUE_US, sel, window)} / clamp_min({_sum_rate(COMPUTE_US, sel, window)}, 1)"
     if metric == "pendingRequests":
         return _sum(PENDING, sel)
+    if metric == "inFlightRequests":
+        running = sel.matchers('request_type="active"', with_model=False)  # under the inner TRT-LLM model
+        active = f"sum by ({sel.pod_label}) ({TRTLLM_REQUESTS}{running})"
+        return f"({active} or {_sum_rate(COMPUTE_US, sel, window)} / 1e6) + {_sum(PENDING, sel)}"
     if metric == "kvCacheUtilization":
         used = _sum(KV_BLOCKS, sel, 'kv_cache_block_type="used"')
         total = _sum(KV_BLOCKS, sel, 'kv_cache_block_type="max"')

@@ -36,6 +36,7 @@ class TritonScrape:
     kv_max: float | None = None
     gpu_utilization: float | None = None  # mean over the pod's GPUs, 0..1
     capacity: float | None = None  # TRT-LLM max concurrent requests (request_type="max")
+    active: float | None = None  # TRT-LLM requests the batch manager holds (request_type="active")
 
 
 def _add(total: float | None, value: float) -> float:
@@ -55,6 +56,7 @@ def parse(text: str, model: str | None = None) -> TritonScrape:
     kv_used: float | None = None
     kv_max: float | None = None
     capacity: float | None = None
+    active: float | None = None
     gpus: list[float] = []
     for family in text_string_to_metric_families(text):
         name = family.name
@@ -77,6 +79,8 @@ def parse(text: str, model: str | None = None) -> TritonScrape:
                     kv_max = _add(kv_max, value)
             elif name == TRTLLM_REQUESTS and labels.get("request_type") == "max":
                 capacity = _add(capacity, value)
+            elif name == TRTLLM_REQUESTS and labels.get("request_type") == "active":
+                active = _add(active, value)
             elif name == GPU_UTILIZATION:
                 gpus.append(value)
     return TritonScrape(
@@ -86,4 +90,5 @@ def parse(text: str, model: str | None = None) -> TritonScrape:
         kv_max=kv_max,
         gpu_utilization=sum(gpus) / len(gpus) if gpus else None,
         capacity=capacity,
+        active=active,
     )
