@@ -47,13 +47,16 @@ sim-down:
 bench: tools
 	$(PY) bench/controlplane.py
 	$(PY) bench/placement.py
-	$(PY) bench/autoscale.py
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/autoscale.py --plots bench/out
 	$(PY) bench/reconcile_scale.py
 	$(PY) bench/residency.py
 	$(PY) bench/karmada.py
 
+# the autoscaling benchmark alone, with its plots (bench/out/*.png)
 bench-autoscale:
-	$(PY) bench/autoscale.py
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/autoscale.py --plots bench/out
 
 clean:
 	-meridian sim down --workdir $(WORKDIR)
