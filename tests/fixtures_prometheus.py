@@ -14,6 +14,7 @@ import pytest
 import yaml
 from tests.fixtures_operator import free_port
 from tests.fixtures_triton import in_ci
+from tests.processes import stop
 
 
 @pytest.fixture
@@ -57,14 +58,5 @@ def start_prometheus(
             return proc, url
         except OSError:
             time.sleep(0.2)
-    stop_prometheus(proc)
+    stop(proc)
     raise RuntimeError((workdir / "prometheus.log").read_text()[-2000:])
-
-
-def stop_prometheus(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

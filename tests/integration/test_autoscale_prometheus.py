@@ -13,9 +13,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from tests.fixtures_prometheus import start_prometheus, stop_prometheus
+from tests.fixtures_prometheus import start_prometheus
 from tests.fixtures_triton import TritonFactory, loopback_hosts, python_repository
 from tests.load import Load
+from tests.processes import stop
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.autoscale import AutoscaleState, step
@@ -80,7 +81,7 @@ def test_prometheus_source_sees_real_triton_load_and_scales_up(
         seen = asyncio.run(ask())
     finally:
         load.stop()
-        stop_prometheus(proc)
+        stop(proc)
         for s in servers:
             s.stop()
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tests.fixtures_cluster import unavailable
 from tests.fixtures_operator import free_port
+from tests.processes import stop
 
 from meridian.api.modeldeployment import ModelDeployment
 from meridian.runtime.failures import pod_failure
@@ -74,15 +75,6 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: floa
                 return
         time.sleep(0.1)
     pytest.fail(f"nothing listening on {port} after {timeout:.0f}s:\n{log.read_text()[-2000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")

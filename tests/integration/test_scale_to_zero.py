@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 from tests.fixtures_operator import Mdeps, free_port, start_operator, stop_operator, wait_for
-from tests.fixtures_prometheus import start_prometheus, stop_prometheus
+from tests.fixtures_prometheus import start_prometheus
 from tests.integration.test_modeldeployment import kubectl, spec
+from tests.processes import stop
 
 pytestmark = pytest.mark.integration
 
@@ -166,7 +167,7 @@ def test_idle_model_goes_to_zero_and_wakes_on_its_query_and_on_kubectl_scale(
         raise
     finally:
         stop_operator(op)
-        stop_prometheus(prom)
+        stop(prom)
 
 
 def test_a_wake_query_with_no_prometheus_stalls_the_model_naming_the_field(mdeps: Mdeps) -> None:
