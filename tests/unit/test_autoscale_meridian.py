@@ -56,12 +56,20 @@ def test_queue_model_scales_down_only_with_margin() -> None:
 def test_a_full_kv_cache_bounds_a_replica_before_its_slots() -> None:
     # 4 of 8 slots busy, and the KV cache full: long prompts make the cache, not the batch, the limit
     def pods(kv_used: float | None) -> list[PodSample]:
-        load = PodLoad(throughput=1.0, busy=4.0, waiting=0.0, pending=0.0, capacity=8.0, kv_used=kv_used, kv_max=100.0)
+        load = PodLoad(
+            throughput=1.0, busy=4.0, waiting=0.0, pending=0.0, capacity=8.0, kv_used=kv_used, kv_max=100.0, active=4.0
+        )
         return [PodSample(pod=f"p{i}", value=0.0, load=load) for i in range(4)]
 
     assert effective_slots(pods(100.0), 8) == 4
     assert effective_slots(pods(50.0), 8) == 8  # room for 8 of today's sequences: the slots bound
     assert effective_slots(pods(None), 8) == 8  # no KV metrics (not TensorRT-LLM): the slots
+    # a replica just started: KV held by sequences that have not finished yet, so the windowed busy
+    # count reads 0; the running count of the same instant says 4 sequences hold half the cache
+    fresh = [
+        PodSample(pod="new", value=0.0, load=PodLoad(0.0, 0.0, 0.0, 0.0, 8.0, kv_used=50.0, kv_max=100.0, active=4.0))
+    ]
+    assert effective_slots(fresh, 8) == 8
     full = meridian(pods(100.0), "queueComputeRatio", 0.1, 4, 50, AutoscaleState(), 0.0, 0.1, None, P)[0]
     roomy = meridian(pods(50.0), "queueComputeRatio", 0.1, 4, 50, AutoscaleState(), 0.0, 0.1, None, P)[0]
     assert full.replicas == fewest(16.0, 0.11, slots=4)

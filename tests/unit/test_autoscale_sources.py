@@ -215,7 +215,16 @@ def test_promql_model_filter_labels_and_escaping() -> None:
         '{ns="we\\"ird",kubernetes_pod_name=~"a\\\\.b",model="llama"})'
     )
     assert "model=" not in promql("gpuUtilization", sel)  # GPU series carry no model label
-    assert set(load_queries(sel)) == {"throughput", "busy", "waiting", "pending", "capacity", "kv_used", "kv_max"}
+    assert set(load_queries(sel)) == {
+        "throughput",
+        "busy",
+        "waiting",
+        "pending",
+        "capacity",
+        "kv_used",
+        "kv_max",
+        "active",
+    }
     assert 'request_type="max"' in load_queries(sel)["capacity"]
 
 
@@ -353,6 +362,8 @@ async def test_prometheus_source_against_a_local_api_stand_in(session: aiohttp.C
     async def query(request: web.Request) -> web.Response:
         q = request.query["query"]
         seen.append(q)
+        if 'request_type="active"' in q:
+            return web.json_response(vector({"a": "3"}))
         if "request_type" in q:
             return web.json_response(vector({"a": "8"}))
         if "kv_cache_block_type" in q:
@@ -373,9 +384,9 @@ async def test_prometheus_source_against_a_local_api_stand_in(session: aiohttp.C
         a, b, c = await src.samples(pods, "queueComputeRatio", namespace="bank-a")
         assert a.value == 0.5 and b.value is None and not c.ready
         assert a.load is not None and a.load.capacity == 8 and a.load.throughput == 2
-        assert a.load.kv_used == 300 and a.load.kv_max == 1000  # KV blocks: sequences the cache holds
+        assert a.load.kv_used == 300 and a.load.kv_max == 1000 and a.load.active == 3  # what the cache holds
         assert b.load is not None and b.load.capacity is None and b.load.kv_used is None
-        assert len(seen) == 8 and all('namespace="bank-a"' in q and 'pod=~"a|b"' in q for q in seen)
+        assert len(seen) == 9 and all('namespace="bank-a"' in q and 'pod=~"a|b"' in q for q in seen)
 
         down = PrometheusSource(session, "http://127.0.0.1:9/", timeout=0.5)
         [sample] = await down.samples([PodRef("a", ready=True)], "requestRate", namespace="x")

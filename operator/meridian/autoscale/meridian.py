@@ -121,14 +121,22 @@ def _fewest_replicas(metric: ScalingMetric, slots: int, load: float, target: flo
 
 def effective_slots(samples: Sequence[PodSample], slots: int) -> int:
     """Sequences of today's mix of lengths one replica runs at once: its slots, or fewer when its KV
-    cache fills first (blocks in use per running sequence, from the pods that report both)."""
-    loads = [s.load for s in samples if s.ready and s.load is not None and s.load.kv_used and s.load.kv_max]
-    busy = sum(load.busy for load in loads)
+    cache fills first (blocks in use per running sequence, from the pods that report all three).
+
+    Both counts are read at the same instant. The windowed busy count would not do: it grows only as
+    requests finish, so a replica just started holds KV for sequences it has not yet counted, reads as
+    a tiny cache, and asks for more replicas, which read the same: it ran a model up to maxReplicas."""
+    loads = [
+        s.load
+        for s in samples
+        if s.ready and s.load is not None and s.load.kv_max and s.load.kv_used is not None and s.load.active is not None
+    ]
+    running = sum(load.active or 0.0 for load in loads)
     used = sum(load.kv_used or 0.0 for load in loads)
-    if not loads or busy <= 0 or used <= 0:
+    if not loads or running <= 0 or used <= 0:
         return slots
     per_replica = sum(load.kv_max or 0.0 for load in loads) / len(loads)
-    return max(1, min(slots, math.floor(per_replica / (used / busy))))
+    return max(1, min(slots, math.floor(per_replica / (used / running))))
 
 
 def meridian(

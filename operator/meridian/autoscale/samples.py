@@ -34,8 +34,9 @@ class PodLoad:
     waiting: mean requests queued over the window (Δnv_inference_queue_duration_us / Δt).
     pending: requests queued now (nv_inference_pending_request_count).
     capacity: sequences the pod runs at once (nv_trt_llm_request_metrics{request_type="max"}), if exposed.
-    kv_used, kv_max: KV-cache blocks in use now and in all (nv_trt_llm_kv_cache_block_metrics), if exposed:
-    with busy they tell how many sequences of the current mix of lengths the cache holds.
+    kv_used, kv_max: KV-cache blocks in use now and in all (nv_trt_llm_kv_cache_block_metrics), and
+    active: sequences running now (nv_trt_llm_request_metrics{request_type="active"}), if exposed: together
+    they tell how many sequences of the current mix of lengths the cache holds.
     """
 
     throughput: float
@@ -45,6 +46,7 @@ class PodLoad:
     capacity: float | None = None
     kv_used: float | None = None
     kv_max: float | None = None
+    active: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ def pod_load(scrape: TritonScrape, inc: Increase | None) -> PodLoad | None:
         capacity=scrape.capacity,
         kv_used=scrape.kv_used,
         kv_max=scrape.kv_max,
+        active=scrape.active,
     )
 
 

@@ -38,7 +38,7 @@ from meridian.autoscale.sources.triton import (
 )
 
 _RE2_SPECIAL: Final = frozenset("\\.+*?()|[]{}^$")
-LOAD_SIGNALS: Final = ("throughput", "busy", "waiting", "pending", "capacity", "kv_used", "kv_max")
+LOAD_SIGNALS: Final = ("throughput", "busy", "waiting", "pending", "capacity", "kv_used", "kv_max", "active")
 
 
 def _string(value: str) -> str:
@@ -107,6 +107,7 @@ def load_queries(sel: Selector, window: str = "1m") -> dict[str, str]:
         "capacity": _sum(TRTLLM_REQUESTS, sel, 'request_type="max"'),
         "kv_used": _sum(KV_BLOCKS, sel, 'kv_cache_block_type="used"'),
         "kv_max": _sum(KV_BLOCKS, sel, 'kv_cache_block_type="max"'),
+        "active": _sum(TRTLLM_REQUESTS, sel, 'request_type="active"'),
     }
 
 
@@ -196,4 +197,6 @@ def _load(pod: str, signals: Mapping[str, dict[str, float] | None]) -> PodLoad |
     throughput, busy, waiting = get("throughput"), get("busy"), get("waiting")
     if throughput is None or busy is None or waiting is None:
         return None
-    return PodLoad(throughput, busy, waiting, get("pending") or 0.0, get("capacity"), get("kv_used"), get("kv_max"))
+    return PodLoad(
+        throughput, busy, waiting, get("pending") or 0.0, get("capacity"), get("kv_used"), get("kv_max"), get("active")
+    )
