@@ -226,6 +226,14 @@ def test_promql_model_filter_labels_and_escaping() -> None:
         "active",
     }
     assert 'request_type="max"' in load_queries(sel)["capacity"]
+    # TensorRT-LLM's own series sit under its inner model (tensorrt_llm), whatever the model is called:
+    # filtered by name they would never match, as the direct scrape never filters them
+    backend = [load_queries(sel)[k] for k in ("capacity", "kv_used", "kv_max", "active")]
+    backend += [promql("kvCacheUtilization", sel)]
+    assert all("nv_trt_llm" in q and "model=" not in q for q in backend), backend
+    running, executing = promql("inFlightRequests", sel).split(" or ")
+    assert "model=" not in running
+    assert 'model="llama"' in executing  # Triton's own counters and queue are the model's
 
 
 def test_parse_vector() -> None:

@@ -38,6 +38,7 @@ from meridian.autoscale.sources.triton import (
 )
 
 _RE2_SPECIAL: Final = frozenset("\\.+*?()|[]{}^$")
+BACKEND_FAMILIES: Final = frozenset({KV_BLOCKS, TRTLLM_REQUESTS})
 LOAD_SIGNALS: Final = ("throughput", "busy", "waiting", "pending", "capacity", "kv_used", "kv_max", "active")
 
 
@@ -75,7 +76,17 @@ def _sum_rate(family: str, sel: Selector, window: str) -> str:
 
 
 def _sum(family: str, sel: Selector, *extra: str) -> str:
-    return f"sum by ({sel.pod_label}) ({family}{sel.matchers(*extra)})"
+    """TensorRT-LLM's own series sit under its inner model, whatever the model is called: as the
+    direct scrape (triton.parse), they are never filtered by model name."""
+    return f"sum by ({sel.pod_label}) ({family}{sel.matchers(*extra, with_model=family not in BACKEND_FAMILIES)})"
+
+
+def _kv_blocks(sel: Selector, kind: str) -> str:
+    return _sum(KV_BLOCKS, sel, f"kv_cache_block_type={_string(kind)}")
+
+
+def _trtllm_requests(sel: Selector, kind: str) -> str:
+    return _sum(TRTLLM_REQUESTS, sel, f"request_type={_string(kind)}")
 
 
 def promql(metric: ScalingMetric, sel: Selector, window: str = "1m") -> str:
@@ -85,13 +96,10 @@ def promql(metric: ScalingMetric, sel: Selector, window: str = "1m") -> str:
     if metric == "pendingRequests":
         return _sum(PENDING, sel)
     if metric == "inFlightRequests":
-        running = sel.matchers('request_type="active"', with_model=False)  # under the inner TRT-LLM model
-        active = f"sum by ({sel.pod_label}) ({TRTLLM_REQUESTS}{running})"
-        return f"({active} or {_sum_rate(COMPUTE_US, sel, window)} / 1e6) + {_sum(PENDING, sel)}"
+        running = _trtllm_requests(sel, "active")
+        return f"({running} or {_sum_rate(COMPUTE_US, sel, window)} / 1e6) + {_sum(PENDING, sel)}"
     if metric == "kvCacheUtilization":
-        used = _sum(KV_BLOCKS, sel, 'kv_cache_block_type="used"')
-        total = _sum(KV_BLOCKS, sel, 'kv_cache_block_type="max"')
-        return f"{used} / clamp_min({total}, 1)"
+        return f"{_kv_blocks(sel, 'used')} / clamp_min({_kv_blocks(sel, 'max')}, 1)"
     if metric == "gpuUtilization":
         return f"avg by ({sel.pod_label}) ({GPU_UTILIZATION}{sel.matchers(with_model=False)})"
     return _sum_rate(SUCCESS, sel, window)
@@ -104,10 +112,10 @@ def load_queries(sel: Selector, window: str = "1m") -> dict[str, str]:
         "busy": f"{_sum_rate(COMPUTE_US, sel, window)} / 1e6",
         "waiting": f"{_sum_rate(QUEUE_US, sel, window)} / 1e6",
         "pending": _sum(PENDING, sel),
-        "capacity": _sum(TRTLLM_REQUESTS, sel, 'request_type="max"'),
-        "kv_used": _sum(KV_BLOCKS, sel, 'kv_cache_block_type="used"'),
-        "kv_max": _sum(KV_BLOCKS, sel, 'kv_cache_block_type="max"'),
-        "active": _sum(TRTLLM_REQUESTS, sel, 'request_type="active"'),
+        "capacity": _trtllm_requests(sel, "max"),
+        "kv_used": _kv_blocks(sel, "used"),
+        "kv_max": _kv_blocks(sel, "max"),
+        "active": _trtllm_requests(sel, "active"),
     }
 
 
