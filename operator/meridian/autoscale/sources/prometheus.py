@@ -142,6 +142,13 @@ class PrometheusError(Exception):
     """Prometheus answered, but not with a usable vector."""
 
 
+async def instant_query(session: aiohttp.ClientSession, base: str, expr: str, limit: aiohttp.ClientTimeout) -> Any:
+    """Prometheus' JSON answer to an instant query (GET <base>/api/v1/query); raises what aiohttp
+    raises, TimeoutError, or ValueError for a body that is not JSON."""
+    async with session.get(base.rstrip("/") + "/api/v1/query", params={"query": expr}, timeout=limit) as resp:
+        return await resp.json(content_type=None)
+
+
 class PrometheusSource:
     """A MetricSource backed by Prometheus' HTTP API (GET /api/v1/query)."""
 
@@ -157,7 +164,7 @@ class PrometheusSource:
         with_load: bool = True,
     ) -> None:
         self._session = session
-        self._url = url.rstrip("/") + "/api/v1/query"
+        self._url = url
         self._window = window
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._pod_label = pod_label
@@ -167,9 +174,7 @@ class PrometheusSource:
     async def query(self, expr: str) -> dict[str, float] | None:
         """pod → value, or None if Prometheus cannot be asked (every pod is then missing)."""
         try:
-            async with self._session.get(self._url, params={"query": expr}, timeout=self._timeout) as resp:
-                body = await resp.json(content_type=None)
-            return parse_vector(body, self._pod_label)
+            return parse_vector(await instant_query(self._session, self._url, expr, self._timeout), self._pod_label)
         except (aiohttp.ClientError, TimeoutError, ValueError, PrometheusError):
             return None
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 
+from meridian.autoscale.sources.prometheus import instant_query
+
 
 def query_value(body: Mapping[str, Any]) -> float | None:
     """A scalar, or the sum of a vector (empty: 0, no series means no requests); None if unusable."""
@@ -30,10 +32,7 @@ def query_value(body: Mapping[str, Any]) -> float | None:
 async def wake_value(session: aiohttp.ClientSession, url: str, query: str, seconds: float = 5.0) -> float | None:
     """The query's value from Prometheus at `url`, or None when it cannot be had (never a guess of 0)."""
     try:
-        async with session.get(
-            url.rstrip("/") + "/api/v1/query", params={"query": query}, timeout=aiohttp.ClientTimeout(total=seconds)
-        ) as resp:
-            body = await resp.json(content_type=None)
+        body = await instant_query(session, url, query, aiohttp.ClientTimeout(total=seconds))
     except (aiohttp.ClientError, TimeoutError, ValueError):
         return None
     return query_value(body) if isinstance(body, dict) else None
