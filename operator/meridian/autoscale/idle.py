@@ -15,24 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from meridian.api.modeldeployment import Autoscaling, AutoscalingStatus
 from meridian.autoscale.recommender import DEFAULT_POLICY, Policy, Recommendation, RecommenderConfig, evaluate
 from meridian.autoscale.samples import PodSample
 from meridian.autoscale.state import AutoscaleState
+from meridian.timestamps import iso, seconds
 
 DEFAULT_IDLE_SECONDS: Final = 300
 Activity = Literal["active", "quiet", "unknown"]
-
-
-def stamp(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _seconds(value: str | None) -> float | None:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() if value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +44,8 @@ class IdleMemory:
         if status is None:
             return cls()
         return cls(
-            _seconds(status.last_active_time),
-            _seconds(status.idle_since) if status.idle else None,
+            seconds(status.last_active_time),
+            seconds(status.idle_since) if status.idle else None,
             status.idle_spec_replicas if status.idle else None,
         )
 
@@ -180,8 +172,8 @@ def idle_status(memory: IdleMemory, wake_value: float | None, wake_on: list[str]
     idle = memory.idle_since is not None
     return {
         "idle": idle,
-        "idle_since": stamp(memory.idle_since) if memory.idle_since is not None else None,
-        "last_active_time": stamp(memory.last_active) if memory.last_active is not None else None,
+        "idle_since": iso(memory.idle_since) if memory.idle_since is not None else None,
+        "last_active_time": iso(memory.last_active) if memory.last_active is not None else None,
         "wake_value": wake_value,
         "wake_on": wake_on,
         "idle_spec_replicas": memory.spec_replicas if idle else None,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Final, Literal
 
 from meridian.api.modeldeployment import Autoscaling, AutoscalingStatus
@@ -31,6 +30,7 @@ from meridian.autoscale.meridian import MeridianParams, meridian
 from meridian.autoscale.proportional import DEFAULT_TOLERANCE, Proposal, proportional
 from meridian.autoscale.samples import PodSample
 from meridian.autoscale.state import AutoscaleState
+from meridian.timestamps import iso
 
 Policy = Literal["meridian", "hpa"]
 POLICIES: Final[tuple[Policy, ...]] = ("meridian", "hpa")
@@ -83,7 +83,7 @@ class Recommendation:
 
     def status(self, now: float, last_scale_time: str | None = None) -> AutoscalingStatus:
         """status.autoscaling for this decision; lastScaleTime moves only on a scale event."""
-        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if self.scale_event else None
+        stamp = iso(now) if self.scale_event else None
         return AutoscalingStatus(
             metric=self.metric,
             current_value=self.metric_value,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from meridian.api.modeldeployment import GpuResources, ModelDeploymentSpec
 from meridian.api.region import GpuPool, NodeShape, Region, RegionObservedStatus
 from meridian.quantity import quantity_or_none
+from meridian.timestamps import seconds
 
 TRACKED_RESOURCE = "nvidia.com/gpu"
 
@@ -100,14 +100,6 @@ def holds_replica(status: RegionObservedStatus, gpu: GpuResources, size: Replica
     shapes (a status written by an earlier version) is taken to."""
     pools = [p for p in status.gpus if pool_matches(p, gpu)]
     return any(not p.shapes or any(size.fits(s) for s in p.shapes) for p in pools)
-
-
-def seconds(timestamp: str) -> float | None:
-    """An RFC 3339 timestamp as seconds since the epoch; None if empty or unreadable."""
-    try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() if timestamp else None
-    except ValueError:
-        return None
 
 
 def in_grace(pool: GpuPool, now: float, grace: float) -> bool:

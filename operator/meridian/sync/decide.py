@@ -9,7 +9,7 @@ and log records. Nothing here performs I/O; the shell in reconcile/ carries the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from meridian.api.modeldeployment import ModelDeployment
@@ -34,6 +34,7 @@ from meridian.sync.routing import routing_problems, routing_status
 from meridian.sync.stall import newly_stalled, pod_problems
 from meridian.sync.status import build_status, same_status
 from meridian.sync.world import ChildKey, World
+from meridian.timestamps import iso
 
 RESIDENCY_RECHECK_SECONDS = 300.0  # status.residency.lastChecked is refreshed at least this often
 
@@ -46,10 +47,6 @@ def desired_total(md: ModelDeployment) -> int:
     recommended = md.status.autoscaling.recommended_replicas if md.status.autoscaling else None
     base = recommended if recommended is not None else md.spec.replicas
     return min(max(base, a.min_replicas), a.max_replicas)
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _key(obj: Mapping[str, Any]) -> ChildKey:
