@@ -51,12 +51,16 @@ class Autoscalers:
     sources: dict[tuple[str, str], tuple[int, MetricSource]] = field(default_factory=dict)
     idle: dict[tuple[str, str], IdleMemory] = field(default_factory=dict)  # scale to zero, minReplicas 0
 
-    def source(self, key: tuple[str, str], port: int) -> MetricSource:
-        """The model's source, scraping `port`; a new one when the port changed (OpenAI frontend toggled)."""
+    def client(self) -> aiohttp.ClientSession:
+        """The one HTTP session of every scrape and query, made at first use (inside the event loop)."""
         if self.session is None:
             self.session = aiohttp.ClientSession()
+        return self.session
+
+    def source(self, key: tuple[str, str], port: int) -> MetricSource:
+        """The model's source, scraping `port`; a new one when the port changed (OpenAI frontend toggled)."""
         if key not in self.sources or self.sources[key][0] != port:
-            self.sources[key] = (port, source_for(self.session, self.prometheus_url, port))
+            self.sources[key] = (port, source_for(self.client(), self.prometheus_url, port))
         return self.sources[key][1]
 
     def forget(self, key: tuple[str, str]) -> None:
@@ -127,9 +131,7 @@ async def _idle_tick(
     samples = await source.samples(pods, spec.metric, namespace=md.metadata.namespace, model=md.model_name)
     wake = None
     if spec.wake_on is not None and scalers.prometheus_url:
-        if scalers.session is None:
-            scalers.session = aiohttp.ClientSession()
-        wake = await wake_value(scalers.session, scalers.prometheus_url, spec.wake_on.query)
+        wake = await wake_value(scalers.client(), scalers.prometheus_url, spec.wake_on.query)
     memory = scalers.idle.get(key) or IdleMemory.from_status(md.status.autoscaling)
     config = RecommenderConfig(capacity=float(md.spec.runtime.max_batch_size) or None)
     rec, scalers.states[key], scalers.idle[key] = evaluate_idle(
